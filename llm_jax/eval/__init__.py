@@ -1,0 +1,1 @@
+"""Evaluation of every stage and the run's report."""

@@ -1,0 +1,89 @@
+"""The run's report card: workdir/report.md with a table per stage, data statistics, samples and plots."""
+
+import glob
+import json
+import os
+
+from llm_jax.train.metrics import format_duration, read_metrics
+
+CURVES = (("train/loss", "val/loss"), ("val/bpb",), ("rl/reward_mean",), ("rl/response_len",))
+
+
+def plot_stage(workdir: str, stage: str) -> list[str]:
+  """PNG plots of a stage's metric curves under workdir/plots; returns their paths relative to workdir."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  rows = read_metrics(os.path.join(workdir, "metrics", f"{stage}.jsonl"))
+  paths = []
+  os.makedirs(os.path.join(workdir, "plots"), exist_ok=True)
+  for keys in CURVES:
+    series = {k: [(r["step"], r[k]) for r in rows if k in r] for k in keys}
+    series = {k: v for k, v in series.items() if v}
+    if not series:
+      continue
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for k, points in series.items():
+      ax.plot(*zip(*points), label=k, marker="." if len(points) < 30 else None)
+    ax.set_xlabel("step")
+    ax.set_title(f"{stage}: {', '.join(series)}")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    name = f"plots/{stage}_{keys[0].replace('/', '_')}.png"
+    fig.tight_layout()
+    fig.savefig(os.path.join(workdir, name), dpi=110)
+    plt.close(fig)
+    paths.append(name)
+  return paths
+
+
+def _fmt(v) -> str:
+  return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def write_report(workdir: str) -> str:
+  """(Re)write report.md from what the run's stages left in the workdir; returns its path."""
+  lines = ["# Run report", "", f"Workdir: `{workdir}`", ""]
+  stats_path = os.path.join(workdir, "data", "stats.json")
+  if os.path.exists(stats_path):
+    with open(stats_path) as f:
+      stats = json.load(f)
+    lines += ["## Data", "", "| split | " + " | ".join(_data_columns(stats)) + " |",
+              "|---|" + "---|" * len(_data_columns(stats))]
+    for split, row in stats.items():
+      if isinstance(row, dict):
+        lines.append(f"| {split} | " + " | ".join(_fmt(row.get(c, "")) for c in _data_columns(stats)) + " |")
+    lines.append("")
+  summaries = sorted(glob.glob(os.path.join(workdir, "checkpoints", "*", "summary.json")), key=os.path.getmtime)
+  for path in summaries:
+    with open(path) as f:
+      summary = json.load(f)
+    stage = summary.get("stage", os.path.basename(os.path.dirname(path)))
+    lines += [f"## Stage `{stage}`", "", "| metric | value |", "|---|---|"]
+    for k, v in summary.items():
+      if k == "seconds":
+        v = format_duration(v)
+      if k != "stage":
+        lines.append(f"| {k} | {_fmt(v)} |")
+    lines.append("")
+    lines += [f"![{p}]({p})" for p in plot_stage(workdir, stage)] + [""]
+    sample_path = os.path.join(workdir, "samples", f"{stage}.txt")
+    if os.path.exists(sample_path):
+      with open(sample_path) as f:
+        lines += ["Samples:", "", "```", f.read().strip(), "```", ""]
+  eval_path = os.path.join(workdir, "eval.json")
+  if os.path.exists(eval_path):
+    with open(eval_path) as f:
+      lines += ["## Evaluation", "", "```json", json.dumps(json.load(f), indent=2), "```", ""]
+  out = os.path.join(workdir, "report.md")
+  with open(out, "w") as f:
+    f.write("\n".join(lines))
+  return out
+
+
+def _data_columns(stats: dict) -> list[str]:
+  cols = []
+  for row in stats.values():
+    if isinstance(row, dict):
+      cols += [k for k in row if k not in cols and not isinstance(row[k], (dict, list))]
+  return cols

@@ -1,0 +1,1 @@
+"""Inference: sampling rules, the KV-cache engine, loading trained or imported models."""

@@ -1,0 +1,1 @@
+"""Training: the pure train step, optimizer and schedules, checkpoints, metrics, the loop."""
