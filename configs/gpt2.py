@@ -6,7 +6,8 @@ python -m llm_jax.main --config=configs/gpt2.py:350m --workdir=runs/gpt2_350m
 from llm_jax.config import base_config
 
 # preset: (layers, width, heads)
-SIZES = {"124m": (12, 768, 12), "350m": (24, 1024, 16), "774m": (36, 1280, 20), "1558m": (48, 1600, 25)}
+SIZES = {"124m": (12, 768, 12), "350m": (24, 1024, 16), "774m": (36, 1280, 20), "1558m": (48, 1600, 25),
+         "6x256": (6, 256, 4)}  # 6x256: the CPU benchmark shape
 
 
 def get_config(preset: str = "124m"):

@@ -74,15 +74,31 @@ def check_workdir(workdir: str) -> str:
   return workdir
 
 
+def quiet_libraries() -> None:
+  """Libraries log every checkpoint step at INFO; keep the console for our progress lines."""
+  import logging as std_logging
+  from absl import logging
+  logging.set_verbosity(logging.WARNING)
+  for name in ("orbax", "absl", "jax", "datatrove", "trafilatura"):
+    std_logging.getLogger(name).setLevel(std_logging.WARNING)
+
+
 def main(argv):
   del argv
+  quiet_libraries()
   config = _CONFIG.value
   if config is None or _WORKDIR.value is None:
     raise SystemExit("error: give --config=configs/<name>.py and --workdir=<run folder>")
   workdir = check_workdir(_WORKDIR.value)
   from llm_jax import parallel
+  from llm_jax.train.loop import NonFiniteLoss
   parallel.maybe_initialize_distributed(config.mesh)
-  load_experiment(config.experiment).run(config, workdir)
+  try:
+    load_experiment(config.experiment).run(config, workdir)
+  except (ValueError, FileNotFoundError, NonFiniteLoss) as e:  # user-fixable: one line, no traceback
+    if os.environ.get("LLM_JAX_TRACEBACK"):
+      raise
+    sys.exit(f"error: {e}  (set LLM_JAX_TRACEBACK=1 for the traceback)")
 
 
 def run() -> None:

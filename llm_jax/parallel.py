@@ -90,7 +90,7 @@ def tree_shardings(tree, mesh, rules):
   def one(leaf):
     if isinstance(leaf, nnx.Variable):
       names = leaf.get_metadata().get("out_sharding")
-      spec = _fit(spec_for(names, rules), leaf.value.shape, mesh)
+      spec = _fit(spec_for(names, rules), leaf.shape, mesh)
       return leaf.replace(NamedSharding(mesh, spec))
     return NamedSharding(mesh, P())
   return jax.tree.map(one, tree, is_leaf=lambda x: isinstance(x, nnx.Variable))

@@ -55,19 +55,17 @@ def _fingerprint(cfg: ml_collections.ConfigDict) -> dict:
 
 
 def _check_config(cfg, data_dir: str) -> None:
+  """Refuse a workdir whose data artifacts were made with another config."""
   path = os.path.join(data_dir, "config.json")
-  want = _fingerprint(cfg)
-  if os.path.exists(path):
-    with open(path) as f:
-      have = json.load(f)
-    if have != want:
-      changed = sorted(k for k in set(have) | set(want) if have.get(k) != want.get(k))
-      raise ValueError(f"{data_dir} was prepared with a different data config (changed: "
-                       f"{', '.join(changed)}); use a new workdir or delete {data_dir}")
+  if not os.path.exists(path):
     return
-  os.makedirs(data_dir, exist_ok=True)
-  with open(path, "w") as f:
-    json.dump(want, f, indent=1)
+  with open(path) as f:
+    have = json.load(f)
+  want = _fingerprint(cfg)
+  if have != want:
+    changed = sorted(k for k in set(have) | set(want) if have.get(k) != want.get(k))
+    raise ValueError(f"{data_dir} was prepared with a different data config (changed: "
+                     f"{', '.join(changed)}); use a new workdir or delete {data_dir}")
 
 
 def _doc_line(doc: Document) -> str:
@@ -82,10 +80,10 @@ def _clean(cfg, data_dir: str) -> dict:
     _say(cfg, f"cleaned documents exist in {data_dir}/clean: skipping cleaning")
     with open(report_path) as f:
       return json.load(f)
+  stream = sources_lib.read_source(cfg.source, max_docs=cfg.max_docs or None)
   clean_dir = os.path.join(data_dir, "clean")
   shutil.rmtree(clean_dir, ignore_errors=True)  # a partial earlier attempt
   os.makedirs(clean_dir)
-  stream = sources_lib.read_source(cfg.source, max_docs=cfg.max_docs or None)
   _say(cfg, f"reading {cfg.source!r} and cleaning it into {clean_dir}")
   stages: clean_lib.report.Report = {}
   part, size, out = 0, 0, None
@@ -104,12 +102,15 @@ def _clean(cfg, data_dir: str) -> dict:
     if out is not None:
       out.close()
   read = clean_lib.StageReport(input=sum(stream.counts.values()) + sum(stream.skipped.values()),
-                               kept=sum(stream.counts.values()), dropped=stream.skipped)
+                               kept=sum(stream.counts.values()), dropped=stream.skipped,
+                               input_bytes=stream.bytes, kept_bytes=stream.bytes)
   full = {"read": read, **stages}
   report = {"source": cfg.source, "read_by_part": dict(stream.counts),
             "stages": clean_lib.report_to_dict(full)}
   with open(os.path.join(data_dir, "clean_report.md"), "w") as f:
     f.write(f"# Cleaning report: `{cfg.source}`\n\n{clean_lib.markdown_table(full)}")
+  with open(os.path.join(data_dir, "config.json"), "w") as f:
+    json.dump(_fingerprint(cfg), f, indent=1)
   with open(report_path + ".tmp", "w") as f:
     json.dump(report, f, indent=1)
   os.replace(report_path + ".tmp", report_path)

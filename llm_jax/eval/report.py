@@ -4,6 +4,7 @@ import glob
 import json
 import os
 
+from llm_jax.eval.results import as_table, read_results
 from llm_jax.train.metrics import format_duration, read_metrics
 
 CURVES = (("train/loss", "val/loss"), ("val/bpb",), ("rl/reward_mean",), ("rl/response_len",))
@@ -71,10 +72,9 @@ def write_report(workdir: str) -> str:
     if os.path.exists(sample_path):
       with open(sample_path) as f:
         lines += ["Samples:", "", "```", f.read().strip(), "```", ""]
-  eval_path = os.path.join(workdir, "eval.json")
-  if os.path.exists(eval_path):
-    with open(eval_path) as f:
-      lines += ["## Evaluation", "", "```json", json.dumps(json.load(f), indent=2), "```", ""]
+  evals = read_results(workdir)
+  if evals:
+    lines += ["## Evaluation", "", "From `eval.json` (keys `eval/<task>/<metric>`):", ""] + as_table(evals) + [""]
   out = os.path.join(workdir, "report.md")
   with open(out, "w") as f:
     f.write("\n".join(lines))

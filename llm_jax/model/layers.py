@@ -32,9 +32,9 @@ class Norm(nnx.Module):
     x = x.astype(jnp.float32)
     if self.kind == "layernorm":
       x = x - x.mean(-1, keepdims=True)
-    x = x * jax.lax.rsqrt((x * x).mean(-1, keepdims=True) + self.eps) * self.scale.value
+    x = x * jax.lax.rsqrt((x * x).mean(-1, keepdims=True) + self.eps) * self.scale[...]
     if self.bias is not None:
-      x = x + self.bias.value
+      x = x + self.bias[...]
     return x.astype(dtype)
 
 
@@ -46,7 +46,7 @@ def rms_norm(x: jax.Array, eps: float = 1e-6) -> jax.Array:
 
 def dense(x: jax.Array, w: nnx.Param, b: nnx.Param | None, spec: str) -> jax.Array:
   """einsum(spec) of x with w (cast to x's dtype), plus optional bias."""
-  y = jnp.einsum(spec, x, w.value.astype(x.dtype))
+  y = jnp.einsum(spec, x, w[...].astype(x.dtype))
   if b is not None:
-    y = y + b.value.astype(x.dtype)
+    y = y + b[...].astype(x.dtype)
   return y

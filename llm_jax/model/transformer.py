@@ -57,9 +57,9 @@ class Transformer(nnx.Module):
             for _ in range(self.num_layers)]
 
   def __call__(self, tokens_BxT, positions_BxT, cache=None, segment_ids=None):
-    x_BxTxE = jnp.take(self.embed.value, tokens_BxT, axis=0)
+    x_BxTxE = jnp.take(self.embed[...], tokens_BxT, axis=0)
     if self.pos_embed is not None:
-      x_BxTxE = x_BxTxE + jnp.take(self.pos_embed.value, positions_BxT, axis=0)
+      x_BxTxE = x_BxTxE + jnp.take(self.pos_embed[...], positions_BxT, axis=0)
     x_BxTxE = x_BxTxE.astype(self.dtype)
     new_cache = [] if cache is not None else None
     for i, block in enumerate(self.blocks):
@@ -72,10 +72,10 @@ class Transformer(nnx.Module):
         new_cache.append(layer_cache)
     x_BxTxE = self.final_norm(x_BxTxE)
     if self.head is None:
-      logits_BxTxV = jnp.einsum("bte,ve->btv", x_BxTxE, self.embed.value.astype(self.dtype),
+      logits_BxTxV = jnp.einsum("bte,ve->btv", x_BxTxE, self.embed[...].astype(self.dtype),
                                 preferred_element_type=jnp.float32)
     else:
-      logits_BxTxV = jnp.einsum("bte,ev->btv", x_BxTxE, self.head.value.astype(self.dtype),
+      logits_BxTxV = jnp.einsum("bte,ev->btv", x_BxTxE, self.head[...].astype(self.dtype),
                                 preferred_element_type=jnp.float32)
     if self.logit_softcap:
       cap = self.logit_softcap

@@ -8,6 +8,7 @@ import base64
 import json
 import logging
 import os
+import time
 
 import jax
 import ml_collections
@@ -70,18 +71,26 @@ class Checkpointer:
       try:
         meta = self.read_meta(step)
       except Exception as e:  # unreadable: skip to the previous one
-        logging.warning("checkpoint %s/%d is unreadable (%s); trying the previous one", self.directory, step, e)
+        self._set_aside(step, f"unreadable metadata ({type(e).__name__})")
         continue
       check_meta(meta, expect_meta or {}, self.directory)
       try:
         restored = self.manager.restore(step, args=ocp.args.Composite(
             state=_restore_args(abstract_state), data=ocp.args.JsonRestore()))
       except Exception as e:
-        logging.warning("checkpoint %s/%d is partial or corrupt (%s: %s); using the previous one",
-                        self.directory, step, type(e).__name__, str(e)[:200])
+        self._set_aside(step, f"{type(e).__name__}: {str(e)[:200]}")
         continue
       return step, restored.state, _decode_data_state(restored.data), meta
     return None
+
+  def _set_aside(self, step: int, why: str) -> None:
+    """Move a bad checkpoint out of the way (kept for inspection) so training can write that step again."""
+    src = os.path.join(self.directory, str(step))
+    dst = f"{src}.corrupt-{int(time.time())}"
+    os.rename(src, dst)
+    self.manager.reload()
+    logging.warning("checkpoint %s is partial or corrupt (%s); moved to %s, using the previous one", src, why, dst)
+    print(f"warning: checkpoint {src} is partial or corrupt; moved to {dst}, using the previous one", flush=True)
 
   def restore_params(self, abstract_params, step: int | None = None):
     """Only the parameters of checkpoint `step` (latest by default): for sampling, export, next stages."""

@@ -84,7 +84,7 @@ def train(cfg, workdir: str, stage: str, make_train_iter: Callable[[int], Iterat
     start_step, state, data_state, _ = restored
     if data_state is not None:
       train_iter.set_state(data_state)
-    logging.info("resumed %s from step %d", directory, start_step)
+    print(f"[{stage}] resuming from step {start_step} ({directory})", flush=True)
     if start_step >= tc.steps and os.path.exists(summary_path):
       ckpt.close()
       print(f"[{stage}] already trained to step {start_step}: skipping", flush=True)

