@@ -61,6 +61,7 @@ def get_config(preset: str = ""):
                         eval_batches=2))
     c.checkpoint.every_steps = 10
     c.eval.update(dict(num_examples=8, max_new_tokens=64, loss_batches=2))
+    c.tasks.arithmetic.update(dict(min_steps=1, max_steps=2))  # short enough for the 128-token context
     c.sample.max_new_tokens = 32
   if "tokens_to_think" in flags:
     c.experiment = "experiments/tokens_to_think.py"

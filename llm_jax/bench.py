@@ -25,44 +25,33 @@ _VOCAB = flags.DEFINE_integer("vocab_size", 8192, "`tokenizer`: vocabulary size 
 _MAX_DOCS = flags.DEFINE_integer("max_docs", 300, "`data`/`tokenizer`: documents of the builtin corpus.")
 
 
-def bench_ours(cfg) -> dict:
-  """Tokens/s and MFU of our jitted train step (same optimizer as training) on random tokens."""
-  import optax
+def ours_step(cfg):
+  """A closure running one of our jitted train steps (same optimizer as training) on random tokens."""
   from flax import nnx
   from llm_jax.model import Transformer
-  from llm_jax.train import flops, optim
+  from llm_jax.train import optim
   from llm_jax.train.step import make_train_step
   tc = cfg.train
   graphdef, params = nnx.split(Transformer(cfg.model, nnx.Rngs(0)))
   opt = optim.make_optimizer(tc, tc.steps)
-  state = {"params": params, "opt_state": opt.init(params), "step": jnp.zeros((), jnp.int32),
-           "rng": jnp.zeros((2,), jnp.uint32)}
+  box = {"state": {"params": params, "opt_state": opt.init(params), "step": jnp.zeros((), jnp.int32),
+                   "rng": jnp.zeros((2,), jnp.uint32)}}
   step = jax.jit(make_train_step(graphdef, opt, tc.z_loss), donate_argnums=(0,))
-  rng = np.random.default_rng(0)
   B, T = tc.batch_size, tc.seq_len
-  tokens = rng.integers(0, cfg.model.vocab_size, (tc.grad_accum, B // tc.grad_accum, T + 1)).astype(np.int32)
-  batch = {"tokens": tokens[..., :-1], "targets": tokens[..., 1:],
-           "positions": np.broadcast_to(np.arange(T), tokens[..., :-1].shape).astype(np.int32),
-           "segment_ids": np.ones(tokens[..., :-1].shape, np.int32),
-           "loss_mask": np.ones(tokens[..., :-1].shape, np.float32)}
-  batch = jax.tree.map(jnp.asarray, batch)
-  for _ in range(_WARMUP.value):
-    state, metrics = step(state, batch)
-  jax.block_until_ready(metrics)
-  start = time.perf_counter()
-  for _ in range(_STEPS.value):
-    state, metrics = step(state, batch)
-  jax.block_until_ready(metrics)
-  seconds = (time.perf_counter() - start) / _STEPS.value
-  tokens_per_s = B * T / seconds
-  peak = flops.device_peak_flops() * jax.device_count()
-  mfu = tokens_per_s * flops.flops_per_token(cfg.model, T) / peak
-  del optax
-  return {"tokens_per_s": tokens_per_s, "step_s": seconds, "mfu": mfu, "loss": float(metrics["train/loss"]),
-          "params": flops.count_params(cfg.model)["total"], "device": jax.devices()[0].device_kind}
+  tokens = np.random.default_rng(0).integers(0, cfg.model.vocab_size, (tc.grad_accum, B // tc.grad_accum, T + 1))
+  inputs = tokens[..., :-1].astype(np.int32)
+  batch = jax.tree.map(jnp.asarray, {
+      "tokens": inputs, "targets": tokens[..., 1:].astype(np.int32),
+      "positions": np.broadcast_to(np.arange(T), inputs.shape).astype(np.int32),
+      "segment_ids": np.ones(inputs.shape, np.int32), "loss_mask": np.ones(inputs.shape, np.float32)})
+
+  def run():
+    box["state"], metrics = step(box["state"], batch)
+    return float(jax.block_until_ready(metrics["train/loss"]))
+  return run
 
 
-def bench_hf(cfg) -> dict:
+def hf_step(cfg):
   """The same GPT-2 shapes, batch and optimizer (AdamW + clipping) in transformers on PyTorch."""
   import torch
   import transformers
@@ -78,44 +67,61 @@ def bench_hf(cfg) -> dict:
   model = transformers.GPT2LMHeadModel(config).train()
   opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, betas=(tc.b1, tc.b2), eps=tc.eps,
                           weight_decay=tc.weight_decay)
-  B, T = tc.batch_size, tc.seq_len
-  tokens = torch.randint(0, m.vocab_size, (B, T))
+  tokens = torch.randint(0, m.vocab_size, (tc.batch_size, tc.seq_len))
 
-  def step():
+  def run():
     loss = model(input_ids=tokens, labels=tokens).loss
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip or 1e9)
     opt.step()
     opt.zero_grad(set_to_none=True)
-    return loss
+    return float(loss.detach())
+  return run, {"torch": torch.__version__, "transformers": transformers.__version__}
 
-  for _ in range(_WARMUP.value):
-    step()
+
+def timed(run) -> float:
   start = time.perf_counter()
-  for _ in range(_STEPS.value):
-    loss = step()
-  seconds = (time.perf_counter() - start) / _STEPS.value
-  return {"tokens_per_s": B * T / seconds, "step_s": seconds, "loss": float(loss),
-          "torch": torch.__version__, "transformers": transformers.__version__}
+  run()
+  return time.perf_counter() - start
 
 
 def run_train() -> dict:
+  """Our step and the peer's, interleaved round by round so both see the same machine load; medians."""
+  from llm_jax.train import flops
   cfg = _CONFIG.value
   if cfg is None:
     raise SystemExit("error: give --config=configs/<name>.py for `bench train`")
   if cfg.model.vocab_size == 0:
     cfg.model.vocab_size = 50304
-  ours = bench_ours(cfg)
-  print(f"llm_jax: {ours['tokens_per_s']:,.0f} tok/s  {ours['step_s'] * 1e3:.1f} ms/step  "
-        f"MFU {ours['mfu']:.1%}  ({ours['params'] / 1e6:.1f}M params, {ours['device']})", flush=True)
-  result = {"config": {"model": cfg.model.to_dict(), "batch_size": cfg.train.batch_size,
-                       "seq_len": cfg.train.seq_len}, "ours": ours}
+  runners = {"ours": ours_step(cfg)}
+  info = {}
   if _AGAINST.value == "hf":
-    peer = bench_hf(cfg)
-    result["hf"] = peer
+    runners["hf"], info = hf_step(cfg)
+  for run in runners.values():
+    for _ in range(_WARMUP.value):
+      run()
+  times = {name: [] for name in runners}
+  for _ in range(_STEPS.value):
+    for name, run in runners.items():
+      times[name].append(timed(run))
+  tokens = cfg.train.batch_size * cfg.train.seq_len
+  result = {"config": {"model": cfg.model.to_dict(), "batch_size": cfg.train.batch_size,
+                       "seq_len": cfg.train.seq_len}, "device": jax.devices()[0].device_kind, **info}
+  for name, ts in times.items():
+    step_s = float(np.median(ts))
+    result[name] = {"tokens_per_s": tokens / step_s, "step_s": step_s, "steps": len(ts)}
+  ours = result["ours"]
+  ours["mfu"] = ours["tokens_per_s"] * flops.flops_per_token(cfg.model, cfg.train.seq_len) / (
+      flops.device_peak_flops() * jax.device_count())
+  ours["params"] = flops.count_params(cfg.model)["total"]
+  print(f"llm_jax: {ours['tokens_per_s']:,.0f} tok/s  {ours['step_s'] * 1e3:.1f} ms/step  MFU {ours['mfu']:.1%}  "
+        f"({ours['params'] / 1e6:.1f}M params, {result['device']})", flush=True)
+  if "hf" in result:
+    peer = result["hf"]
     result["ratio"] = ours["tokens_per_s"] / peer["tokens_per_s"]
     print(f"transformers+torch: {peer['tokens_per_s']:,.0f} tok/s  {peer['step_s'] * 1e3:.1f} ms/step", flush=True)
-    print(f"ratio llm_jax / transformers: {result['ratio']:.2f}x", flush=True)
+    print(f"ratio llm_jax / transformers (median of {_STEPS.value} interleaved steps): {result['ratio']:.2f}x",
+          flush=True)
   return result
 
 

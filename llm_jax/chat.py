@@ -6,10 +6,11 @@ context, the oldest exchanges are dropped (and you are told); a message that alo
 refused with a hint to shorten it.
 """
 
+import dataclasses
 import sys
 from collections.abc import Callable, Iterable
 
-from absl import app, flags
+from absl import app, flags, logging
 
 from llm_jax.infer.engine import Engine, SamplingParams
 from llm_jax.tokenizer.chat import render_for_completion, stop_ids
@@ -32,7 +33,7 @@ class ChatSession:
   def __init__(self, engine: Engine, tokenizer, sampling: SamplingParams, *, system: str = "",
                template: str = "llm_jax"):
     self.engine, self.tokenizer, self.template = engine, tokenizer, template
-    self.sampling = SamplingParams(**{**sampling.__dict__, "stop_ids": stop_ids(tokenizer, template)})
+    self.sampling = dataclasses.replace(sampling, stop_ids=stop_ids(tokenizer, template))
     self.system, self.history, self.turns = system, [], 0
     # room a reply needs: all of max_new_tokens, up to a quarter of the context
     self.reserve = max(1, min(sampling.max_new_tokens, engine.max_seq_len // 4))
@@ -64,7 +65,7 @@ class ChatSession:
       write(f"[message too long for the model's context of {self.engine.max_seq_len} tokens; shorten it]\n")
       return ""
     stop, ids, shown, finished = set(self.sampling.stop_ids), [], "", False
-    params = SamplingParams(**{**self.sampling.__dict__, "seed": self.sampling.seed + self.turns})
+    params = dataclasses.replace(self.sampling, seed=self.sampling.seed + self.turns)
     self.turns += 1
     for tokens, _, active in self.engine.stream([prompt], params):
       if not active[0] or int(tokens[0]) in stop:
@@ -103,6 +104,7 @@ def run(session: ChatSession, lines: Iterable[str], write: Callable[[str], None]
 
 def main(argv):
   del argv
+  logging.set_verbosity(logging.WARNING)  # keep the conversation readable
   from llm_jax.infer.load import load_stage  # pylint: disable=g-import-not-at-top
   from llm_jax.tokenizer.chat import detect_template  # pylint: disable=g-import-not-at-top
   if not FLAGS.workdir:

@@ -1,9 +1,13 @@
 """Device mesh from config, logical-axis rules, sharded placement, multi-host batch assembly.
 
 Parallelism is a config change: parameters carry logical axis names (`embed`, `mlp`, `heads`, ...);
-`mesh.rules` maps each to mesh axes (`data`, `fsdp`, `tensor`) or to None (replicated).
+`mesh.rules` maps each to mesh axes (`data`, `fsdp`, `tensor`) or to None (replicated). Key activations
+are constrained with the same names (`constrain`) while a step runs under `activation_sharding`.
 """
 
+import contextlib
+import contextvars
+import functools
 import math
 
 import jax
@@ -24,21 +28,26 @@ def default_config() -> ml_collections.ConfigDict:
   c.rules = ml_collections.ConfigDict(dict(
       batch="data+fsdp", length="", embed="fsdp", mlp="tensor", heads="tensor", kv_heads="tensor",
       head_dim="", vocab="tensor", layers=""))
-  # multi-host: 0 = single process, or automatic on TPU / Slurm / MPI when num_processes is -1
+  # multi-host: 0 = single process; -1 = jax.distributed.initialize() detects the cluster (TPU pod slice,
+  # Slurm, Open MPI); N > 0 = N processes, with coordinator_address and process_id given (or detected)
   c.num_processes = 0
-  c.coordinator_address = ""  # "host:port" for explicit multi-process launches
-  c.process_id = -1
+  c.coordinator_address = ""  # "host:port" of process 0, for explicit multi-process launches
+  c.process_id = -1  # this process's rank in [0, num_processes); -1 = detect
   return c
 
 
 def maybe_initialize_distributed(cfg) -> None:
-  """jax.distributed.initialize() when more than one process is configured (before any device use)."""
+  """jax.distributed.initialize() when several processes are configured (before any device use).
+  Fields left unset (-1 / "") are detected from the cluster environment by JAX."""
   if cfg.num_processes == 0 or jax.distributed.is_initialized():
     return
   kwargs = {}
   if cfg.coordinator_address:
-    kwargs = dict(coordinator_address=cfg.coordinator_address, num_processes=cfg.num_processes,
-                  process_id=cfg.process_id)
+    kwargs["coordinator_address"] = cfg.coordinator_address
+  if cfg.num_processes > 0:
+    kwargs["num_processes"] = cfg.num_processes
+  if cfg.process_id >= 0:
+    kwargs["process_id"] = cfg.process_id
   jax.distributed.initialize(**kwargs)
 
 
@@ -115,3 +124,55 @@ def global_batch(local_batch: dict, sharding: NamedSharding) -> dict:
 
 def rules_dict(cfg) -> dict:
   return dict(cfg.rules)
+
+
+def activation_spec(names, shape, mesh, rules) -> P:
+  """PartitionSpec of an activation: like a parameter's, but a mesh axis used by an earlier dimension is
+  not used again (e.g. `embed` -> fsdp is dropped when `batch` already takes fsdp)."""
+  used, out = set(), []
+  for dim, axes in zip(shape, spec_for(names, rules)):
+    names_ = tuple(a for a in ((axes,) if isinstance(axes, str) else tuple(axes or ())) if a not in used)
+    if not names_ or dim % math.prod(mesh.shape[a] for a in names_):
+      out.append(None)
+      continue
+    used.update(names_)
+    out.append(names_[0] if len(names_) == 1 else names_)
+  return P(*out)
+
+
+_ACTIVE = contextvars.ContextVar("llm_jax_activation_sharding", default=None)
+
+
+@contextlib.contextmanager
+def activation_sharding(mesh, rules):
+  """Within this context (while tracing), `constrain` pins activations to the mesh by logical names."""
+  token = _ACTIVE.set((mesh, dict(rules)))
+  try:
+    yield
+  finally:
+    _ACTIVE.reset(token)
+
+
+def with_activation_sharding(fn, mesh, rules):
+  """`fn` traced under `activation_sharding(mesh, rules)`, whoever calls (or jits) it."""
+  @functools.wraps(fn)
+  def wrapped(*args, **kwargs):
+    with activation_sharding(mesh, rules):
+      return fn(*args, **kwargs)
+  return wrapped
+
+
+def active_mesh():
+  """(mesh, rules) of the enclosing `activation_sharding`, or None."""
+  return _ACTIVE.get()
+
+
+def constrain(x: jax.Array, names: tuple[str | None, ...]) -> jax.Array:
+  """with_sharding_constraint by logical axis names under the active mesh; the identity without one."""
+  active = _ACTIVE.get()
+  if active is None:
+    return x
+  mesh, rules = active
+  if len(names) != x.ndim:
+    raise ValueError(f"logical names {names} do not match an activation of shape {x.shape}")
+  return jax.lax.with_sharding_constraint(x, NamedSharding(mesh, activation_spec(names, x.shape, mesh, rules)))

@@ -1,7 +1,9 @@
 """Chat render: exact ids and loss masks, tool parts, validation, truncation, imported templates."""
 
+import hypothesis
 import jinja2
 import pytest
+from hypothesis import strategies as st
 
 from llm_jax.tokenizer import special
 from llm_jax.tokenizer.bytes import ByteTokenizer
@@ -134,3 +136,33 @@ def test_template_errors():
     render(tool_conv, CHATML, template="chatml")
   with pytest.raises(ValueError, match="none of the chat templates"):
     detect_template(ByteTokenizer(("<|x|>",)))
+
+
+text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=12).filter(str.strip)
+
+
+@st.composite
+def conversations(draw):
+  turns = draw(st.integers(1, 4))
+  conv = [{"role": "system", "content": draw(text)}] if draw(st.booleans()) else []
+  for _ in range(turns):
+    conv += [{"role": "user", "content": draw(text)}, {"role": "assistant", "content": draw(text)}]
+  return conv
+
+
+@hypothesis.settings(max_examples=60, deadline=None)
+@hypothesis.given(conversations(), st.integers(1, 200))
+def test_render_invariants(conv, max_len):
+  ids, mask = render(conv, TOK)
+  assert len(ids) == len(mask)
+  want = "".join(f"{m['content']}<|assistant_end|>" for m in conv if m["role"] == "assistant")
+  assert TOK.decode([i for i, m in zip(ids, mask) if m]) == want  # loss exactly on assistant replies
+  assert render_for_completion(conv, TOK) == ids[:len(render_for_completion(conv, TOK))]
+  first_reply = next(i for i, m in enumerate(conv) if m["role"] == "assistant")
+  try:
+    cut, cut_mask = render(conv, TOK, max_len=max_len)
+  except InvalidConversation as e:  # skipped only when not even the first exchange fits
+    assert e.reason == "too_long" and len(render(conv[:first_reply + 1], TOK)[0]) > max_len
+    return
+  assert len(cut) <= max_len or cut == ids
+  assert ids[:len(cut)] == cut and mask[:len(cut)] == cut_mask and cut[-1] == S["<|assistant_end|>"]

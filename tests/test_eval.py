@@ -61,6 +61,9 @@ def test_evaluate_task_accuracy_and_pass_at_k():
   assert metrics["pass@2"] == pytest.approx(0.5) and metrics["pass@4"] == 1.0 and metrics["n"] == 5
   assert TOK.special_id("<|assistant_end|>") in engine.stop_ids
   assert records[0]["rewards"] == [1.0, 0.0, 0.0, 0.0] and records[0]["answer"] == examples[0].answer
+  engine.max_seq_len = 10  # prompts that leave no room to answer are skipped and counted
+  metrics, _ = generative.evaluate_task(engine, TOK, task, examples)
+  assert metrics == {"accuracy": 0.0, "n": 0, "skipped": 5, "pass@1": 0.0}
 
 
 def table_loglik(table):

@@ -127,3 +127,15 @@ def test_unwritable_workdir_and_missing_data_fail_in_one_line(tmp_path):
   assert proc.returncode != 0 and "cannot write to --workdir" in proc.stderr
   proc = run_main(str(tmp_path / "w"), "--config.data.source=files:/nonexistent/*.txt", check=False)
   assert proc.returncode != 0 and "/nonexistent/*.txt" in proc.stderr
+
+
+def test_sample_command_and_overlong_prompt(finished_run):
+  workdir, _ = finished_run
+  cmd = [sys.executable, "-m", "llm_jax.sample", f"--workdir={workdir}", "--max_new_tokens=8", "--seed=1"]
+  proc = subprocess.run(cmd + ["--prompt=The meaning of", "--prompt=Exceptions"], capture_output=True,
+                        text=True, cwd=ROOT, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert "--- 'The meaning of'" in proc.stdout and "--- 'Exceptions'" in proc.stdout
+  proc = subprocess.run(cmd + ["--prompt=" + "word " * 400], capture_output=True, text=True, cwd=ROOT, timeout=300)
+  assert proc.returncode != 0 and "does not fit the model's context" in proc.stderr
+  assert "Traceback" not in proc.stderr

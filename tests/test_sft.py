@@ -11,8 +11,11 @@ import numpy as np
 import pytest
 
 from conftest import tiny_config
+from llm_jax import chat
 from llm_jax.data import sft_pipeline
 from llm_jax.eval import loss, multiple_choice
+from llm_jax.eval.report import write_report
+from llm_jax.eval.run import default_config as eval_config
 from llm_jax.eval.run import run_eval
 from llm_jax.infer.engine import Engine, SamplingParams
 from llm_jax.infer.load import load_stage
@@ -20,7 +23,6 @@ from llm_jax.posttrain.prerequisites import require_stage
 from llm_jax.posttrain.sft import finetune
 from llm_jax.tokenizer.bytes import ByteTokenizer
 from llm_jax.tokenizer.chat import render, render_for_completion, stop_ids
-from llm_jax import chat
 from llm_jax.train import loop
 
 TOK = ByteTokenizer()
@@ -139,14 +141,16 @@ def test_run_eval_multiple_choice_file(trained, tmp_path):
   items = [{"context": f"Q{i}:", "choices": [" yes", " no"], "answer": i % 2} for i in range(4)]
   path.write_text("\n".join(json.dumps(i) for i in items) + "\n")
   cfg = config()
-  from llm_jax.eval.run import default_config
-  cfg.eval = default_config()
+  cfg.eval = eval_config()
   cfg.eval.update(dict(tasks=f"mc:{path},order:{path}", batch_size=4, order_shuffles=3, order_shard_size=2))
   got = run_eval(cfg, wd, stage="sft", model=(graphdef, params, config(), TOK))
   assert set(got) >= {"eval/tiny_mc/acc", "eval/tiny_mc/acc_norm", "eval/tiny_mc/order_p_value",
                       "eval/tiny_mc/choice_gap"}
   with open(os.path.join(wd, "eval.json")) as f:
     assert json.load(f)["eval/tiny_mc/n"] == 4
+  with open(write_report(wd)) as f:
+    report = f.read()
+  assert "| tiny_mc |" in report and f"- train: {len(CONVS) * 6 + 4} conversations in" in report
 
 
 def test_missing_or_mismatched_base(trained, tmp_path):

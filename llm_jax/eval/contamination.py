@@ -8,7 +8,9 @@ log-likelihood reaches the original's (a permutation test). A small p-value and 
 model has seen the set in order.
 
 `choice_order_test` scores multiple-choice accuracy with the original and with shuffled choice orders:
-a model that memorised answer positions (not answers) loses accuracy under shuffling.
+a model that memorised answer positions (not answers) loses accuracy under shuffling. It suits
+continuation-style items (ARC, HellaSwag); lettered items (MMLU) list their options in the context, which
+this does not reorder.
 """
 
 from collections.abc import Sequence

@@ -67,6 +67,7 @@ def write_report(workdir: str) -> str:
       if k != "stage":
         lines.append(f"| {k} | {_fmt(v)} |")
     lines.append("")
+    lines += _conversation_data(os.path.join(os.path.dirname(path), "data.json"))
     lines += [f"![{p}]({p})" for p in plot_stage(workdir, stage)] + [""]
     sample_path = os.path.join(workdir, "samples", f"{stage}.txt")
     if os.path.exists(sample_path):
@@ -79,6 +80,20 @@ def write_report(workdir: str) -> str:
   with open(out, "w") as f:
     f.write("\n".join(lines))
   return out
+
+
+def _conversation_data(path: str) -> list[str]:
+  """Lines on a fine-tuning stage's packed conversations (written by posttrain/sft.py), if any."""
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    data = json.load(f)
+  lines = []
+  for split, s in data.items():
+    if s:
+      lines.append(f"- {split}: {s['conversations']} conversations in {s['rows']} rows ({s['fill']:.0%} full), "
+                   f"{s['loss_tokens']} loss tokens; skipped: {s['skipped'] or 'none'}")
+  return lines + [""]
 
 
 def _data_columns(stats: dict) -> list[str]:

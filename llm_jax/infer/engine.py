@@ -1,11 +1,13 @@
 """Batched generation with a KV cache: one jitted prefill, one jitted decode step, static shapes.
 
 Prompts of different lengths share a batch: each row writes its keys/values at its own positions and
-stops on its own stop tokens. Shapes are bucketed so new prompt lengths rarely recompile.
+stops on its own stop tokens. Shapes are bucketed so new prompt lengths rarely recompile. Rows can be
+given forced tokens (tool outputs, see tool_engine.py): the decode step takes a per-row override array
+(-1 = sample), so forcing never recompiles.
 """
 
 import dataclasses
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -44,10 +46,11 @@ class Engine:
     last_BxV = jnp.take_along_axis(logits_BxPxV, (lengths_B - 1)[:, None, None], axis=1)[:, 0]
     return sample(rng, last_BxV, temperature_B, top_k_B, top_p_B), last_BxV, cache
 
-  def _decode_fn(self, params, token_B, position_B, cache, rng, temperature_B, top_k_B, top_p_B):
+  def _decode_fn(self, params, token_B, position_B, cache, rng, temperature_B, top_k_B, top_p_B, forced_B):
     model = nnx.merge(self.graphdef, params)
     logits_Bx1xV, cache = model(token_B[:, None], position_B[:, None], cache=cache)
-    return sample(rng, logits_Bx1xV[:, 0], temperature_B, top_k_B, top_p_B), logits_Bx1xV[:, 0], cache
+    sampled_B = sample(rng, logits_Bx1xV[:, 0], temperature_B, top_k_B, top_p_B)
+    return jnp.where(forced_B >= 0, forced_B, sampled_B), logits_Bx1xV[:, 0], cache
 
   def check_fits(self, prompt_len: int) -> None:
     if prompt_len >= self.max_seq_len:
@@ -56,10 +59,13 @@ class Engine:
     if prompt_len == 0:
       raise ValueError("empty prompt: give at least one token (e.g. the tokenizer's BOS)")
 
-  def stream(self, prompts: Sequence[Sequence[int]], params: SamplingParams
+  def stream(self, prompts: Sequence[Sequence[int]], params: SamplingParams,
+             force: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
              ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Yields (tokens int32[B], logits float32[B, V], active bool[B]) per generated position; rows that
-    have finished (stop token or length) are inactive and their tokens are to be ignored."""
+    have finished (stop token or length) are inactive and their tokens are to be ignored.
+    `force(tokens, active) -> int32[B]`, called after each yield, gives the next position's token per
+    row (-1: sample it), e.g. tool output the engine must feed instead of what the model samples."""
     B = len(prompts)
     lengths = np.array([len(p) for p in prompts], np.int32)
     for n in lengths:
@@ -81,15 +87,17 @@ class Engine:
     active = np.ones(B, bool)
     stop = np.asarray(list(params.stop_ids), np.int32)
     position_B = jnp.asarray(lengths)
+    no_force = np.full(B, -1, np.int32)
     for step in range(budget):
       token_np = np.asarray(token_B)
       yield token_np, np.asarray(logits_BxV), active.copy()
       active &= ~np.isin(token_np, stop)
       if step == budget - 1 or not active.any():
         return
+      forced_B = no_force if force is None else np.asarray(force(token_np, active.copy()), np.int32)
       rng, key = jax.random.split(rng)
       token_B, logits_BxV, cache = self._decode(self.params, token_B, position_B, cache, key, temperature,
-                                                top_k, top_p)
+                                                top_k, top_p, jnp.asarray(forced_B))
       position_B = position_B + 1
 
   def generate(self, prompts: Sequence[Sequence[int]], params: SamplingParams, include_stop: bool = False

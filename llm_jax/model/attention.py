@@ -7,12 +7,20 @@ from flax import nnx
 
 from llm_jax.model import layers
 from llm_jax.model.rope import apply_rope, inverse_frequencies
+from llm_jax.model.splash import splash_attention
+from llm_jax.parallel import constrain
 
 NEG_INF = -1e30
+Q_NAMES = ("batch", "length", "heads", "head_dim")
+KV_NAMES = ("batch", "length", "kv_heads", "head_dim")
 
 
-def attend(q_BxTxHxD, k_BxSxKxD, v_BxSxKxD, mask_BxTxS, impl: str = "xla", is_causal: bool = False):
-  """softmax(q k^T / sqrt(D) + mask) v with K <= H key/value heads. `mask` True = may attend."""
+def attend(q_BxTxHxD, k_BxSxKxD, v_BxSxKxD, mask_BxTxS, impl: str = "xla", is_causal: bool = False,
+           segment_ids_BxT=None):
+  """softmax(q k^T / sqrt(D) + mask) v with K <= H key/value heads. `mask` True = may attend.
+  "splash" takes the causal, within-document mask from `segment_ids_BxT` instead of `mask`."""
+  if impl == "splash":
+    return splash_attention(q_BxTxHxD, k_BxSxKxD, v_BxSxKxD, segment_ids_BxT)
   if impl in ("jax", "cudnn"):
     return jax.nn.dot_product_attention(
         q_BxTxHxD, k_BxSxKxD, v_BxSxKxD, mask=None if is_causal else mask_BxTxS[:, None],
@@ -77,16 +85,18 @@ class Attention(nnx.Module):
     if self.rope:
       inv_freq = np.asarray(self.inv_freq, np.float32)
       q, k = apply_rope(q, positions_BxT, inv_freq), apply_rope(k, positions_BxT, inv_freq)
+    q, k, v = constrain(q, Q_NAMES), constrain(k, KV_NAMES), constrain(v, KV_NAMES)
     if cache is None:
       T = x_BxTxE.shape[1]
       mask = causal_mask(T, segment_ids_BxT)
       mask_BxTxT = jnp.broadcast_to(mask, (x_BxTxE.shape[0], T, T))
-      out = attend(q, k, v, mask_BxTxT, self.impl, is_causal=segment_ids_BxT is None)
+      out = attend(q, k, v, mask_BxTxT, self.impl, is_causal=segment_ids_BxT is None,
+                   segment_ids_BxT=segment_ids_BxT)
     else:
       cache = {"k": _write(cache["k"], k, positions_BxT), "v": _write(cache["v"], v, positions_BxT)}
       S = cache["k"].shape[1]
       mask_BxTxS = jnp.arange(S)[None, None, :] <= positions_BxT[:, :, None]
       out = attend(q, cache["k"].astype(q.dtype), cache["v"].astype(q.dtype), mask_BxTxS,
-                   "xla" if self.impl == "cudnn" else self.impl)
-    y = layers.dense(out, self.wo, self.bo, "bthd,hde->bte")
+                   "xla" if self.impl in ("cudnn", "splash") else self.impl)
+    y = layers.dense(constrain(out, Q_NAMES), self.wo, self.bo, "bthd,hde->bte")
     return y, cache

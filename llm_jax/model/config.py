@@ -28,8 +28,14 @@ def default_config() -> ml_collections.ConfigDict:
   c.logit_softcap = 0.0  # >0: logits = cap * tanh(logits / cap) (Gemma 2); 0 disables
   c.init_std = 0.02  # normal init std; residual output projections are scaled by 1/sqrt(2 * num_layers)
   c.dtype = "float32"  # compute dtype: "float32" | "bfloat16" (parameters stay float32: master weights)
-  c.attention = "xla"  # "xla" (reference einsum, any device) | "jax" (jax.nn.dot_product_attention) | "cudnn"
-  c.remat = "none"  # rematerialisation per block: "none" | "full" | "save_dots"
+  # "xla" (reference einsum, any device) | "jax" (jax.nn.dot_product_attention, XLA picks the kernel) |
+  # "cudnn" (cuDNN flash attention, GPU) | "splash" (Pallas splash attention, TPU). Decoding with a KV cache
+  # uses "xla" for "cudnn" and "splash".
+  c.attention = "xla"
+  # rematerialisation per block: "none" (keep activations) | "full" (recompute the block in the backward
+  # pass: least memory) | "save_dots" (keep matmul outputs, recompute the rest)
+  c.remat = "none"
+  c.scan_layers = False  # stack blocks on a leading `layers` axis and jax.lax.scan over them (faster compiles)
   return c
 
 
@@ -41,7 +47,7 @@ def validate(cfg) -> None:
   """One-line errors for combinations that cannot build."""
   choices = dict(norm=("layernorm", "rmsnorm"), position=("learned", "rope"),
                  mlp=("gelu", "swiglu", "relu2"), dtype=("float32", "bfloat16"),
-                 attention=("xla", "jax", "cudnn"), remat=("none", "full", "save_dots"))
+                 attention=("xla", "jax", "cudnn", "splash"), remat=("none", "full", "save_dots"))
   for key, allowed in choices.items():
     if cfg[key] not in allowed:
       raise ValueError(f"model.{key}={cfg[key]!r} is not one of {allowed}")
@@ -62,4 +68,6 @@ def shape_keys(cfg) -> dict:
   out["head_dim"] = head_dim(cfg)
   if cfg.position == "learned":
     out["max_seq_len"] = cfg.max_seq_len
+  if cfg.get("scan_layers"):  # stacked parameters; absent (not False) keeps older checkpoints' metadata valid
+    out["scan_layers"] = True
   return out

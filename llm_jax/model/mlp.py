@@ -5,6 +5,7 @@ import numpy as np
 from flax import nnx
 
 from llm_jax.model import layers
+from llm_jax.parallel import constrain
 
 
 class MLP(nnx.Module):
@@ -28,4 +29,5 @@ class MLP(nnx.Module):
     else:
       gate_BxTxF = layers.dense(x_BxTxE, self.w_gate, None, "bte,ef->btf")
       h_BxTxF = jax.nn.silu(gate_BxTxF) * h_BxTxF
+    h_BxTxF = constrain(h_BxTxF, ("batch", "length", "mlp"))
     return layers.dense(h_BxTxF, self.w_out, self.b_out, "btf,fe->bte")

@@ -35,10 +35,11 @@ TOOL_CALLS = {"python": (special.PYTHON_START, special.PYTHON_END),
 TOOL_OUTPUTS = {"python_output": "python", "search_output": "search"}
 PART_TYPES = ("text",) + tuple(TOOL_CALLS) + tuple(TOOL_OUTPUTS)
 TEMPLATES = ("llm_jax", "chatml", "llama3")
+_TOOL_TOKENS = (special.PYTHON_START, special.PYTHON_END, special.SEARCH_START, special.SEARCH_END,
+                special.OUTPUT_START, special.OUTPUT_END)
 _TEMPLATE_TOKENS = {
     "llm_jax": (special.BOS, special.SYSTEM_START, special.SYSTEM_END, special.USER_START, special.USER_END,
-                special.ASSISTANT_START, special.ASSISTANT_END, special.PYTHON_START, special.PYTHON_END,
-                special.SEARCH_START, special.SEARCH_END, special.OUTPUT_START, special.OUTPUT_END),
+                special.ASSISTANT_START, special.ASSISTANT_END) + _TOOL_TOKENS,
     "chatml": ("<|im_start|>", "<|im_end|>"),
     "llama3": ("<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"),
 }
@@ -109,9 +110,8 @@ def _ids(tokenizer: Tokenizer, template: str) -> dict[str, int]:
   if template not in TEMPLATES:
     raise ValueError(f"unknown chat template {template!r}; choose one of {TEMPLATES}")
   names = _TEMPLATE_TOKENS[template]
-  missing = [t for t in names if not tokenizer.has_special(t)]
-  if template == "llm_jax":  # tool tokens are needed only by conversations that use tools
-    missing = [t for t in missing if t in names[:7]]
+  # tool tokens are needed only by conversations that use tools (checked in _Renderer._tool)
+  missing = [t for t in names if not tokenizer.has_special(t) and t not in _TOOL_TOKENS]
   if missing:
     raise ValueError(f"chat template {template!r} needs special token(s) {', '.join(missing)}, which this "
                      f"tokenizer lacks; use the template matching it (detect_template)")

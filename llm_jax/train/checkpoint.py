@@ -1,7 +1,9 @@
 """Orbax checkpoints of the whole training state: params, optimizer state, step, data-iterator state.
 
 Saves are asynchronous; a partial or unreadable latest checkpoint is skipped with a warning and the
-previous one is used; restoring into a model of another shape fails naming the differing keys.
+previous one is used; restoring into a model of another shape fails naming the differing keys. With
+several processes every one calls save/restore (each writes and reads its own shards; orbax has process 0
+write the metadata), and a restore onto another mesh reshards to the target's shardings.
 """
 
 import base64
@@ -13,6 +15,7 @@ import time
 import jax
 import ml_collections
 import orbax.checkpoint as ocp
+from jax.experimental import multihost_utils
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -87,7 +90,10 @@ class Checkpointer:
     """Move a bad checkpoint out of the way (kept for inspection) so training can write that step again."""
     src = os.path.join(self.directory, str(step))
     dst = f"{src}.corrupt-{int(time.time())}"
-    os.rename(src, dst)
+    if jax.process_index() == 0:  # one process moves it (shared filesystem); the others wait for that
+      os.rename(src, dst)
+    if jax.process_count() > 1:
+      multihost_utils.sync_global_devices(f"llm_jax_set_aside_{step}")
     self.manager.reload()
     logging.warning("checkpoint %s is partial or corrupt (%s); moved to %s, using the previous one", src, why, dst)
     print(f"warning: checkpoint {src} is partial or corrupt; moved to {dst}, using the previous one", flush=True)
@@ -118,7 +124,8 @@ def check_meta(saved: dict, expected: dict, where: str) -> None:
     have = saved.get(section)
     if have is None or not isinstance(want, dict):
       continue
-    diffs = [f"{k}: checkpoint {have.get(k)!r} vs config {v!r}" for k, v in want.items() if have.get(k) != v]
+    keys = list(want) + [k for k in have if k not in want]  # a key on one side only is a difference too
+    diffs = [f"{k}: checkpoint {have.get(k)!r} vs config {want.get(k)!r}" for k in keys if have.get(k) != want.get(k)]
     if diffs:
       raise ValueError(f"checkpoint in {where} was saved with a different {section}: " + "; ".join(diffs) +
                        ". Use the same config, or a new --workdir")

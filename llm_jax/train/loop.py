@@ -10,7 +10,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from llm_jax import parallel
+from llm_jax import memory, parallel
 from llm_jax.model.config import shape_keys
 from llm_jax.train import flops, optim
 from llm_jax.train import state as state_lib
@@ -32,6 +32,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.eval_every = 250
   c.eval_batches = 20  # validation batches per evaluation (of batch_size sequences)
   c.tensorboard = True
+  c.memory_limit_gb = 0.0  # per-device memory for the pre-compile fit check; 0: the accelerator's (none on CPU)
   return c
 
 
@@ -75,6 +76,10 @@ def train(cfg, workdir: str, stage: str, make_train_iter: Callable[[int], Iterat
   graphdef, abstract_params = state_lib.model_graphdef_and_shapes(cfg.model)
   optimizer = optim.make_optimizer(tc, tc.steps)
   abstract_state, shardings = state_lib.state_shapes_and_shardings(abstract_params, optimizer, mesh, rules)
+  estimate, limit = memory.estimate(cfg, abstract_state, shardings, mesh), memory.device_limit(tc)
+  if jax.process_index() == 0:
+    print(f"[{stage}] {memory.format_estimate(estimate, limit)}", flush=True)
+  memory.check_fits(estimate, limit)
   meta = {"model": shape_keys(cfg.model), "stage": stage}
 
   ckpt = Checkpointer(directory, cfg.checkpoint)
@@ -100,9 +105,10 @@ def train(cfg, workdir: str, stage: str, make_train_iter: Callable[[int], Iterat
     write_json(os.path.join(directory, "config.json"), cfg.to_dict())
 
   batch_sh = parallel.batch_sharding(mesh, rules, ndim=3, leading=1)
-  step_fn = jax.jit(make_train_step(graphdef, optimizer, tc.z_loss), in_shardings=(shardings, batch_sh),
+  sharded = lambda fn: parallel.with_activation_sharding(fn, mesh, rules)  # activations pinned by name
+  step_fn = jax.jit(sharded(make_train_step(graphdef, optimizer, tc.z_loss)), in_shardings=(shardings, batch_sh),
                     out_shardings=(shardings, None), donate_argnums=(0,))
-  eval_fn = jax.jit(make_eval_step(graphdef))
+  eval_fn = jax.jit(sharded(make_eval_step(graphdef)))
   writer = MetricWriter(workdir, stage, tc.tensorboard)
   truncate_metrics(writer.path, start_step)
   progress = Progress(stage, tc.steps, start_step)

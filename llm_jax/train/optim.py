@@ -69,16 +69,21 @@ def decay_mask(cfg, params):
 
 
 def _muon_dims(params):
-  """Muon dimension numbers for hidden matrices (input axes -> output axes), None elsewhere (AdamW)."""
+  """Muon dimension numbers for hidden matrices (input axes -> output axes), None elsewhere (AdamW).
+  A leading `layers` axis (model.scan_layers) is a batch axis: each layer's matrix is orthogonalised alone."""
   def one(path, leaf):
     names = _path_names(path)
     if not _is_matrix(names) or any(n in EMBEDDING_NAMES for n in names):
       return None
     if names[-1] in ("wq", "wk", "wv"):  # [embed, heads, head_dim]
-      return MuonDimensionNumbers(reduction_axis=0, output_axis=(1, 2))
-    if names[-1] == "wo":  # [heads, head_dim, embed]
-      return MuonDimensionNumbers(reduction_axis=(0, 1), output_axis=2)
-    return MuonDimensionNumbers(reduction_axis=0, output_axis=1)
+      reduction, output = (0,), (1, 2)
+    elif names[-1] == "wo":  # [heads, head_dim, embed]
+      reduction, output = (0, 1), (2,)
+    else:
+      reduction, output = (0,), (1,)
+    shift = leaf.ndim - len(reduction) - len(output)
+    return MuonDimensionNumbers(reduction_axis=tuple(a + shift for a in reduction),
+                                output_axis=tuple(a + shift for a in output))
   return jax.tree.map_with_path(one, params)
 
 

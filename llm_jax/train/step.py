@@ -43,8 +43,11 @@ def make_train_step(graphdef, optimizer: optax.GradientTransformation, z_loss: f
       (_, (ce_sum, n)), grads = grad_fn(params, micro_batch)
       return (jax.tree.map(jnp.add, grads_acc, grads), ce_acc + ce_sum, n_acc + n), None
 
-    zeros = jax.tree.map(jnp.zeros_like, params)
-    (grads, ce_sum, n), _ = jax.lax.scan(micro_step, (zeros, 0.0, 0.0), batch)
+    if jax.tree.leaves(batch)[0].shape[0] == 1:  # no accumulation: skip the scan and its zero buffers
+      (_, (ce_sum, n)), grads = grad_fn(params, jax.tree.map(lambda x: x[0], batch))
+    else:
+      zeros = jax.tree.map(jnp.zeros_like, params)
+      (grads, ce_sum, n), _ = jax.lax.scan(micro_step, (zeros, 0.0, 0.0), batch)
     n = jnp.maximum(n, 1.0)
     grads = jax.tree.map(lambda g: g / n, grads)
     loss = ce_sum / n

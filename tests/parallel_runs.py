@@ -1,0 +1,135 @@
+"""Helper of test_parallel_meshes.py and test_multihost.py: the tiny model trained by the real loop on
+synthetic data, on any mesh and in any number of processes. Run as a script (XLA_FLAGS set by the
+caller before jax starts):
+
+  python tests/parallel_runs.py meshes OUT_JSON WORKDIR          # every mesh of MESHES in one process
+  python tests/parallel_runs.py worker OUT_JSON WORKDIR PORT ID  # one of two processes, mesh 2x2x2
+"""
+
+import functools
+import json
+import os
+import shutil
+import sys
+import tempfile
+
+import numpy as np
+
+STEPS, BATCH, SEQ = 6, 8, 32
+MESHES = {"data8": (8, 1, 1), "fsdp4_tensor2": (1, 4, 2), "data2_fsdp2_tensor2": (2, 2, 2)}
+
+
+def config(mesh=(1, 1, 1), every_steps=100):
+  from conftest import tiny_config
+  cfg = tiny_config(steps=STEPS, batch_size=BATCH, seq_len=SEQ, log_every=1, eval_every=0)
+  cfg.mesh.update(dict(zip(("data", "fsdp", "tensor"), mesh)))
+  cfg.checkpoint.update(dict(every_steps=every_steps, keep=10))
+  return cfg
+
+
+class SyntheticRows:
+  """Global batch `i` is fixed by the seed; this process yields its contiguous share of the rows."""
+
+  def __init__(self, local_batch: int, process_index: int):
+    self.local, self.offset, self.i = local_batch, process_index * local_batch, 0
+
+  def __next__(self):
+    rng = np.random.default_rng([7, self.i])
+    rows = rng.integers(0, 256, (BATCH, SEQ + 1)).astype(np.int32)[self.offset:self.offset + self.local]
+    self.i += 1
+    shape = rows[:, :-1].shape
+    return {"tokens": rows[:, :-1], "targets": rows[:, 1:], "loss_mask": np.ones(shape, np.float32),
+            "positions": np.broadcast_to(np.arange(SEQ, dtype=np.int32), shape), "segment_ids": np.ones(shape, np.int32)}
+
+  def get_state(self):
+    return {"i": self.i}
+
+  def set_state(self, state):
+    self.i = state["i"]
+
+
+def train(cfg, workdir: str) -> list[float]:
+  """Per-step train/loss of `loop.train` on the synthetic rows (read back from the metrics jsonl)."""
+  import jax
+  from llm_jax.train import loop
+  from llm_jax.train.metrics import read_metrics
+  loop.train(cfg, workdir, "base", lambda b: SyntheticRows(b, jax.process_index()), None, np.ones(320))
+  return [r["train/loss"] for r in read_metrics(os.path.join(workdir, "metrics", "base.jsonl"))]
+
+
+@functools.lru_cache(maxsize=None)
+def reference_losses() -> tuple[float, ...]:
+  """The same run on this process's first device alone (computed once per test session)."""
+  workdir = tempfile.mkdtemp(prefix="llm_jax_reference_")
+  try:
+    return tuple(train(config(), workdir))
+  finally:
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+def restore_params(directory: str, mesh):
+  """Step-latest params of a checkpoint directory, placed on `mesh` by the default rules."""
+  import jax
+  from llm_jax import parallel
+  from llm_jax.train import state as state_lib
+  from llm_jax.train.checkpoint import Checkpointer
+  cfg = config()
+  _, abstract = state_lib.model_graphdef_and_shapes(cfg.model)
+  shardings = parallel.tree_shardings(abstract, mesh, parallel.rules_dict(cfg.mesh))
+  target = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), abstract, shardings)
+  ckpt = Checkpointer(directory, cfg.checkpoint)
+  params = ckpt.restore_params(target)
+  ckpt.close()
+  return params
+
+
+def flat_numpy(params) -> dict:
+  import jax
+  from flax import nnx
+  return {".".join(map(str, path)): np.asarray(jax.device_get(v.get_value()))
+          for path, v in nnx.to_flat_state(params)}
+
+
+def run_meshes(out: str, workdir: str) -> None:
+  """Every mesh of MESHES; then the 2x2x2 run's step-4 checkpoint resumed on fsdp=8, and its final
+  params restored on fsdp=8 and on 2x2x2 (equal) and saved as npz for a 1-device restore by the test."""
+  from llm_jax import parallel
+  result = {"losses": {}}
+  for name, mesh in MESHES.items():
+    every = 2 if name == "data2_fsdp2_tensor2" else 100
+    result["losses"][name] = train(config(mesh, every), os.path.join(workdir, name))
+  src, dst = os.path.join(workdir, "data2_fsdp2_tensor2"), os.path.join(workdir, "resumed_fsdp8")
+  shutil.copytree(src, dst)
+  shutil.rmtree(os.path.join(dst, "checkpoints", "base", str(STEPS)))
+  os.remove(os.path.join(dst, "checkpoints", "base", "summary.json"))
+  result["resumed_fsdp8"] = train(config((1, 8, 1)), dst)
+  ckpt_dir = os.path.join(src, "checkpoints", "base")
+  on_fsdp8 = flat_numpy(restore_params(ckpt_dir, parallel.make_mesh(shape=(1, 8, 1))))
+  on_222 = flat_numpy(restore_params(ckpt_dir, parallel.make_mesh(shape=(2, 2, 2))))
+  result["fsdp8_equals_222"] = all(np.array_equal(on_fsdp8[k], on_222[k]) for k in on_222)
+  np.savez(os.path.join(workdir, "params.npz"), **on_fsdp8)
+  result["ckpt_dir"], result["npz"] = ckpt_dir, os.path.join(workdir, "params.npz")
+  with open(out, "w") as f:
+    json.dump(result, f)
+
+
+def run_worker(out: str, workdir: str, port: int, process_id: int) -> None:
+  """One of two processes (4 CPU devices each) training on the 2x2x2 mesh over all 8 devices."""
+  import jax
+  from llm_jax import parallel
+  cfg = config((2, 2, 2))
+  cfg.mesh.update(dict(num_processes=2, coordinator_address=f"localhost:{port}", process_id=process_id))
+  parallel.maybe_initialize_distributed(cfg.mesh)
+  info = {"process_count": jax.process_count(), "devices": jax.device_count(), "local": jax.local_device_count()}
+  train(cfg, workdir)
+  with open(out, "w") as f:
+    json.dump(info, f)
+
+
+if __name__ == "__main__":
+  sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+  mode, args = sys.argv[1], sys.argv[2:]
+  if mode == "meshes":
+    run_meshes(*args)
+  else:
+    run_worker(args[0], args[1], int(args[2]), int(args[3]))

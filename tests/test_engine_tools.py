@@ -1,0 +1,141 @@
+"""Forced tokens per row through the one jitted decode step, and the tool engine built on them.
+
+Stub models keep this fast and exact: ScriptModel emits a fixed token per position (so a row "writes" a
+tool call on cue), SumModel predicts from everything it was fed (so a forced token visibly changes that
+row's future and no other row's).
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from llm_jax.infer.engine import Engine, SamplingParams
+from llm_jax.infer.tool_engine import TRUNCATED, ToolEngine, ToolLimits
+from llm_jax.infer.tools.python_sandbox import PythonSandbox, SandboxLimits
+from llm_jax.tokenizer.bytes import ByteTokenizer
+
+TOK = ByteTokenizer()
+V, MAX_LEN = 320, 256
+PY_START, PY_END = TOK.special_id("<|python_start|>"), TOK.special_id("<|python_end|>")
+OUT_START, OUT_END = TOK.special_id("<|output_start|>"), TOK.special_id("<|output_end|>")
+END = TOK.special_id("<|assistant_end|>")
+GREEDY = SamplingParams(max_new_tokens=200, temperature=0.0, stop_ids=(END,))
+
+
+class ScriptModel(nnx.Module):
+  """Predicts script[position + 1], whatever it was fed."""
+
+  def __init__(self, script: list[int]):
+    self.script = nnx.Variable(jnp.asarray(script + [END] * (MAX_LEN + 1 - len(script)), jnp.int32))
+
+  def __call__(self, tokens_BxL, positions_BxL, cache=None, segment_ids=None):
+    return jax.nn.one_hot(self.script[...][positions_BxL + 1], V) * 10.0, cache
+
+  def init_cache(self, batch: int, length: int):
+    return jnp.zeros((batch,), jnp.int32)
+
+
+class SumModel(nnx.Module):
+  """Predicts (sum of every token fed so far) % 251; the cache is the running sum per row."""
+
+  def __call__(self, tokens_BxL, positions_BxL, cache=None, segment_ids=None):
+    sums_BxL = jnp.cumsum(tokens_BxL, axis=1) + cache[:, None]
+    return jax.nn.one_hot(sums_BxL % 251, V) * 10.0, cache + tokens_BxL.sum(axis=1)
+
+  def init_cache(self, batch: int, length: int):
+    return jnp.zeros((batch,), jnp.int32)
+
+
+def engine_of(model) -> Engine:
+  return Engine(*nnx.split(model), MAX_LEN)
+
+
+def call_script(*codes: str, prompt_len: int = 4, room: int = 12, end_at: int = 150) -> list[int]:
+  """Tokens by position: after the prompt, each code as a python call, then filler 'x', then END."""
+  script = [0] * prompt_len
+  for code in codes:
+    script += [PY_START] + TOK.encode(code) + [PY_END] + [ord(" ")] * room  # positions the output takes
+  return script + [ord("x")] * (end_at - len(script)) + [END]
+
+
+def test_force_hook_feeds_forced_tokens_to_one_row_without_recompiling():
+  eng = engine_of(SumModel())
+  prompts = [[5, 6, 7], [9, 10]]
+  params = SamplingParams(max_new_tokens=8, temperature=0.0)
+  free = eng.generate(prompts, params)
+  forced_at = {2: 100, 3: 101}  # position -> token, row 0 only
+  calls = []
+
+  def force(tokens_B, active_B):
+    calls.append(tokens_B.copy())
+    out = np.full(2, -1, np.int32)
+    out[0] = forced_at.get(len(calls), -1)
+    return out
+
+  got = [[], []]
+  for tokens_B, _, active_B in eng.stream(prompts, params, force=force):
+    for i in np.flatnonzero(active_B):
+      got[i].append(int(tokens_B[i]))
+  assert got[1] == free[1]  # the other row keeps sampling as before
+  assert got[0][:2] == free[0][:2] and got[0][2:4] == [100, 101]
+  fed = list(prompts[0])
+  for token in got[0]:  # every later token follows from what was fed, forced tokens included
+    assert token == sum(fed) % 251 or len(fed) - len(prompts[0]) in forced_at
+    fed.append(token)
+  assert eng._decode._cache_size() == 1  # pylint: disable=protected-access
+
+
+def test_tool_output_is_forced_for_the_calling_row_only():
+  row0 = call_script("6*7", end_at=30)
+  eng = engine_of(ScriptModel(row0))
+  seen = []
+  tools = {"python": lambda code: seen.append(code) or str(eval(code))}  # pylint: disable=eval-used
+  prompts = [row0[:4], list(range(1, 25))]  # row 1 starts past the call: filler only
+  out = ToolEngine(eng, TOK, tools).complete(prompts, GREEDY)
+  assert seen == ["6*7"]
+  c0, c1 = out
+  expected_output = [OUT_START] + TOK.encode("42") + [OUT_END]
+  call = [PY_START] + TOK.encode("6*7") + [PY_END]
+  assert c0.ids[:len(call) + len(expected_output)] == call + expected_output
+  assert [i for i, f in enumerate(c0.forced) if f] == list(range(len(call), len(call) + len(expected_output)))
+  assert c0.loss_mask == [int(not f) for f in c0.forced]
+  assert [(k.tool, k.text, k.output, k.step) for k in c0.calls] == [("python", "6*7", "42", len(call) - 1)]
+  assert c0.finished and c1.finished and not any(c1.forced) and c1.calls == []
+  tools["python"] = lambda code: "a longer output this time"  # other forced tokens, same compiled step
+  again = ToolEngine(eng, TOK, tools).complete(prompts, GREEDY)
+  assert TOK.decode(again[0].ids).count("a longer output") == 1 and again[1].ids == c1.ids
+  assert eng._decode._cache_size() == 1  # pylint: disable=protected-access
+  assert c1.ids == eng.generate([prompts[1]], GREEDY)[0]  # the same as generating row 1 alone
+
+
+def test_call_limit_and_output_truncation():
+  eng = engine_of(ScriptModel(call_script("a", "b", room=34)))
+  tools = {"python": lambda code: "y" * 100}
+  limits = ToolLimits(max_calls=1, max_output_tokens=30)
+  c = ToolEngine(eng, TOK, tools, limits).complete([[1, 2, 3, 4]], GREEDY)[0]
+  outputs = TOK.decode(c.ids).split("<|output_start|>")[1:]
+  assert len(outputs) == 2 and len(c.calls) == 2
+  first = TOK.encode(outputs[0].split("<|output_end|>")[0])
+  assert len(first) == 30 and TOK.decode(first).endswith(TRUNCATED)
+  assert c.calls[1].output.startswith("Error: tool call limit reached") and outputs[1].startswith("Error: ")
+
+
+def test_engine_survives_hostile_code_and_keeps_generating():
+  codes = ("import os; os.kill(os.getppid(), 9)", "import time; time.sleep(1e9)")
+  eng = engine_of(ScriptModel(call_script(*codes, room=28, end_at=200)))
+  sandbox = PythonSandbox(SandboxLimits(wall_s=1.0, cpu_s=1))
+  c = ToolEngine(eng, TOK, {"python": sandbox}, ToolLimits(max_output_tokens=24)).complete([[1, 2, 3, 4]],
+                                                                                          GREEDY)[0]
+  assert [k.text for k in c.calls] == list(codes)
+  assert "Error" in c.calls[0].output and "timed out" in c.calls[1].output
+  assert c.finished  # generation went on to the end of the script
+
+
+def test_unknown_tool_and_missing_tokens_are_clear_errors():
+  eng = engine_of(ScriptModel(call_script("x")))
+  with pytest.raises(ValueError, match="no call tokens"):
+    ToolEngine(eng, TOK, {"shell": lambda s: s})
+  c = ToolEngine(eng, TOK, {}).complete([[1, 2, 3, 4]], GREEDY)[0]  # the model calls a tool that is off
+  assert "not available" in c.calls[0].output
