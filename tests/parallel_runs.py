@@ -48,12 +48,32 @@ class SyntheticRows:
     self.i = state["i"]
 
 
+def numpy_params(abstract, shardings=None, seed: int = 0):
+  """Seeded host-random weights (norm scales 1) placed on `shardings`: the same values on any mesh and
+  in any process, without compiling a random initialiser."""
+  import jax
+  from flax import nnx
+  rng = np.random.default_rng(seed)
+
+  def one(var, sharding=None):
+    shape = var.get_value().shape
+    value = rng.normal(0, 0.02, shape).astype(np.float32) if len(shape) > 1 else np.ones(shape, np.float32)
+    if sharding is None:
+      return var.replace(jax.numpy.asarray(value))
+    return var.replace(jax.make_array_from_callback(shape, sharding.get_value(), lambda index: value[index]))
+  is_var = lambda x: isinstance(x, nnx.Variable)
+  if shardings is None:
+    return jax.tree.map(one, abstract, is_leaf=is_var)
+  return jax.tree.map(one, abstract, shardings, is_leaf=is_var)
+
+
 def train(cfg, workdir: str) -> list[float]:
   """Per-step train/loss of `loop.train` on the synthetic rows (read back from the metrics jsonl)."""
   import jax
   from llm_jax.train import loop
   from llm_jax.train.metrics import read_metrics
-  loop.train(cfg, workdir, "base", lambda b: SyntheticRows(b, jax.process_index()), None, np.ones(320))
+  loop.train(cfg, workdir, "base", lambda b: SyntheticRows(b, jax.process_index()), None, np.ones(320),
+             initial_params=numpy_params)
   return [r["train/loss"] for r in read_metrics(os.path.join(workdir, "metrics", "base.jsonl"))]
 
 

@@ -9,8 +9,8 @@ from flax import nnx
 from jax.sharding import AbstractMesh, PartitionSpec as P
 
 from conftest import tiny_config
+from parallel_runs import numpy_params
 from llm_jax import memory, parallel
-from llm_jax.model import Transformer
 from llm_jax.model.attention import attend
 from llm_jax.model.scan import stack_params, unstack_params
 from llm_jax.train import optim
@@ -45,9 +45,16 @@ def test_constrain_is_the_identity_without_a_mesh_and_runs_with_one():
 
 
 def _batch(cfg, B=2, T=16):
-  tokens = jax.random.randint(jax.random.PRNGKey(1), (B, T + 1), 0, cfg.vocab_size)
-  return {"tokens": tokens[:, :-1], "targets": tokens[:, 1:], "positions": jnp.broadcast_to(jnp.arange(T), (B, T)),
-          "segment_ids": jnp.ones((B, T), jnp.int32).at[:, T // 2:].set(2), "loss_mask": jnp.ones((B, T))}
+  tokens = np.random.default_rng(1).integers(0, cfg.vocab_size, (B, T + 1)).astype(np.int32)
+  segments = np.ones((B, T), np.int32)
+  segments[:, T // 2:] = 2
+  return {"tokens": tokens[:, :-1], "targets": tokens[:, 1:], "positions": np.broadcast_to(np.arange(T), (B, T)),
+          "segment_ids": segments, "loss_mask": np.ones((B, T), np.float32)}
+
+
+def _params(cfg, seed=0):
+  graphdef, abstract = state_lib.model_graphdef_and_shapes(cfg)
+  return graphdef, numpy_params(abstract, seed=seed)
 
 
 def _loss_and_grads(cfg, params, batch):
@@ -62,42 +69,39 @@ def _leaves(tree):
 
 def test_remat_policies_and_scan_layers_give_the_same_loss_and_gradients():
   cfg = tiny_config().model
-  params = nnx.split(Transformer(cfg, nnx.Rngs(0)))[1]
+  _, params = _params(cfg)
   batch = _batch(cfg)
   loss, grads = _loss_and_grads(cfg, params, batch)
-  for remat in ("full", "save_dots"):
-    other = cfg.copy_and_resolve_references()
-    other.remat = remat
-    loss_r, grads_r = _loss_and_grads(other, params, batch)
-    np.testing.assert_allclose(loss_r, loss, rtol=1e-6)
-    for a, b in zip(_leaves(grads_r), _leaves(grads)):
-      np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
-  scan = cfg.copy_and_resolve_references()
-  scan.update(dict(scan_layers=True, remat="full"))
+  full = cfg.copy_and_resolve_references()
+  full.remat = "full"
+  loss_f, grads_f = _loss_and_grads(full, params, batch)
+  scan = cfg.copy_and_resolve_references()  # stacked layers, each scanned layer saving only its matmuls
+  scan.update(dict(scan_layers=True, remat="save_dots"))
   _, template = state_lib.model_graphdef_and_shapes(scan)
-  stacked = stack_params(params, template)
-  loss_s, grads_s = _loss_and_grads(scan, stacked, batch)
-  np.testing.assert_allclose(loss_s, loss, rtol=1e-6)
-  for a, b in zip(_leaves(unstack_params(grads_s)), _leaves(grads)):
-    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+  loss_s, grads_s = _loss_and_grads(scan, stack_params(params, template), batch)
+  for other_loss, other_grads in ((loss_f, grads_f), (loss_s, unstack_params(grads_s))):
+    np.testing.assert_allclose(other_loss, loss, rtol=1e-6)
+    for a, b in zip(_leaves(other_grads), _leaves(grads)):
+      np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
 
 
 def test_scan_layers_names_layers_first_and_decodes_with_a_stacked_cache():
   cfg = tiny_config().model
   cfg.scan_layers = True
-  model = Transformer(cfg, nnx.Rngs(3))
-  for path, var in nnx.to_flat_state(nnx.state(model.blocks, nnx.Param)):
+  graphdef, params = _params(cfg, seed=3)
+  for path, var in nnx.to_flat_state(params["blocks"]):
     names = var.get_metadata()["out_sharding"]
-    assert names[0] == "layers" and var.value.shape[0] == cfg.num_layers and len(names) == var.value.ndim, path
-  tokens = jax.random.randint(jax.random.PRNGKey(0), (2, 10), 0, cfg.vocab_size)
-  positions = jnp.broadcast_to(jnp.arange(10), (2, 10))
-  full, _ = model(tokens, positions)
-  cache = model.init_cache(2, 16)
+    shape = var.get_value().shape
+    assert names[0] == "layers" and shape[0] == cfg.num_layers and len(names) == len(shape), path
+  run = jax.jit(lambda p, t, pos, c: nnx.merge(graphdef, p)(t, pos, cache=c))
+  tokens = _batch(cfg, 2, 8)["tokens"]
+  positions = np.broadcast_to(np.arange(8), (2, 8))
+  full, _ = run(params, tokens, positions, None)
+  cache = nnx.merge(graphdef, params).init_cache(2, 8)
   assert cache["k"].shape[0] == cfg.num_layers
-  steps, cache = model(tokens[:, :6], positions[:, :6], cache=cache)
-  outs = [steps]
-  for t in range(6, 10):
-    logits, cache = model(tokens[:, t:t + 1], positions[:, t:t + 1], cache=cache)
+  outs = []
+  for t in range(0, 8, 4):  # two chunks of four through the cache
+    logits, cache = run(params, tokens[:, t:t + 4], positions[:, t:t + 4], cache)
     outs.append(logits)
   np.testing.assert_allclose(jnp.concatenate(outs, 1), full, atol=1e-5)
 

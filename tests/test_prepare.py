@@ -106,10 +106,13 @@ def test_weights_repeat_training_documents_only(tmp_path):
   assert stats["train"]["documents"] == 2 * 37 and stats["val"]["documents"] == 4
 
 
-def test_a_split_without_documents_is_an_error(tmp_path):
+def test_a_tiny_fraction_holds_out_one_document_and_all_is_an_error(tmp_path):
   cfg, tok = _configs(_corpus(tmp_path / "corpus", n=5), val_docs=0, val_fraction=1e-9)
+  stats = prepare.prepare_data(cfg, tok, str(tmp_path / "work"))["stats"]
+  assert stats["val"]["documents"] == 1 and stats["train"]["documents"] == 5  # 5 texts + the page - 1
+  cfg.val_fraction = 1.0
   with pytest.raises(ValueError, match="val_fraction"):
-    prepare.prepare_data(cfg, tok, str(tmp_path / "work"))
+    prepare.prepare_data(cfg, tok, str(tmp_path / "work2"))
 
 
 def test_a_source_matching_nothing_fails_before_writing_anything(tmp_path):

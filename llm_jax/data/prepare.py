@@ -137,10 +137,15 @@ def _split_cutoff(cfg, data_dir: str) -> float:
       raise ValueError(f"data.val_docs={cfg.val_docs} leaves no training documents "
                        f"({len(hashes)} cleaned); lower val_docs or add data")
     return math.nextafter(hashes[cfg.val_docs - 1], 1.0)
+  if len(hashes) < 2:
+    raise ValueError(f"only {len(hashes)} document(s) survived cleaning: too few for a train/val split; "
+                     "add data or relax data.clean")
   num_val = bisect.bisect_left(hashes, cfg.val_fraction)
-  if num_val == 0 or num_val == len(hashes):
-    raise ValueError(f"data.val_fraction={cfg.val_fraction} puts {num_val} of {len(hashes)} cleaned "
-                     "documents in validation; change it or set data.val_docs")
+  if num_val == 0:  # a small corpus: hold out the single lowest-hash document rather than none
+    return math.nextafter(hashes[0], 1.0)
+  if num_val == len(hashes):
+    raise ValueError(f"data.val_fraction={cfg.val_fraction} puts every cleaned document in validation; "
+                     "lower it or set data.val_docs")
   return cfg.val_fraction
 
 

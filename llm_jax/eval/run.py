@@ -73,7 +73,7 @@ def run_eval(cfg, workdir: str, stage: str | None = None, suffix: str = "", mode
                            batch_size=ec.batch_size, max_batches=ec.loss_batches)
       key = "loss"
     elif name == "chat_loss":
-      convs = [c for t in tasks_lib.TASKS for c in tasks_lib.make_task(t, task_cfg, cfg.seed).conversations(
+      convs = [c for t in tasks_lib.CHAT_TASKS for c in tasks_lib.make_task(t, task_cfg, cfg.seed).conversations(
           "test", ec.num_examples)]
       m = loss.conversations_loss(graphdef, params, convs, tokenizer, seq_len=stage_cfg.train.seq_len,
                                   batch_size=ec.batch_size, template=template)

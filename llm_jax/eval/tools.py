@@ -1,8 +1,8 @@
 """Tools off vs on: the same held-out questions answered by the plain engine and by the engine with tools.
 
 Sets: the tool_use kinds (count_letter, count_chars, big_arithmetic, search) and the spelling task's
-letter-counting questions. Each answer is scored on the model's own text (tool outputs removed, so an
-answer the tool printed earns nothing). Results go to eval.json as eval/tools_<set>/{accuracy_off,
+letter-counting questions. Each answer is scored on the model's prose (tool calls and outputs removed,
+so an answer a tool printed earns nothing). Results go to eval.json as eval/tools_<set>/{accuracy_off,
 accuracy_on, calls_on, n} plus eval/tools_all/..., and the replies to samples/eval_<stage>_tools.jsonl.
 """
 
@@ -18,7 +18,7 @@ from llm_jax.infer.engine import Engine, SamplingParams
 from llm_jax.infer.tool_engine import ToolEngine, ToolLimits
 from llm_jax.tasks.base import Example, Task
 from llm_jax.tasks.spelling import Spelling
-from llm_jax.tasks.tool_use import KINDS, ToolUse, default_config as tool_use_config, strip_outputs
+from llm_jax.tasks.tool_use import KINDS, ToolUse, default_config as tool_use_config, strip_tools
 from llm_jax.tokenizer.chat import render_for_completion, stop_ids
 
 SETS = KINDS + ("spelling",)
@@ -56,7 +56,7 @@ def eval_sets(task_cfg, seed: int, names: Sequence[str], n: int) -> dict[str, tu
 
 
 def _score(task: Task, texts: list[str], examples: Sequence[Example]) -> list[float]:
-  return [task.reward(strip_outputs(t), ex) for t, ex in zip(texts, examples)]
+  return [task.reward(strip_tools(t), ex) for t, ex in zip(texts, examples)]
 
 
 def evaluate_tools(engine: Engine, tokenizer, tools: dict, sets: dict[str, tuple[Task, list[Example]]], *,

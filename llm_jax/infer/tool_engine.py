@@ -58,6 +58,39 @@ class _Row:
   calls: list[ToolCall] = dataclasses.field(default_factory=list)
 
 
+def completion_parts(tokenizer, ids: Sequence[int]) -> list[dict]:
+  """A reply's content parts (text, python, python_output, search, search_output): the form `render`
+  takes back, e.g. for chat history or RL rollouts. Empty calls are dropped with their outputs."""
+  sid = lambda t: tokenizer.special_id(t) if tokenizer.has_special(t) else None
+  starts = {sid(start): name for name, (start, _) in TOOL_TOKENS.items() if sid(start) is not None}
+  ends = {name: sid(end) for name, (_, end) in TOOL_TOKENS.items()}
+  parts, kind, buf, last_call = [], "text", [], None
+
+  def flush(new_kind: str) -> None:
+    nonlocal kind, buf
+    text = tokenizer.decode(buf)
+    if kind.endswith("_output") and (not parts or parts[-1]["type"] != kind[:-len("_output")]):
+      pass  # the call was empty and dropped
+    elif text.strip() or kind.endswith("_output"):
+      parts.append({"type": kind, "text": text})
+    kind, buf = new_kind, []
+
+  for t in map(int, ids):
+    if kind == "text" and t in starts:
+      flush(starts[t])
+    elif kind in ends and t == ends[kind]:
+      last_call = kind
+      flush("text")
+    elif kind == "text" and t == sid(special.OUTPUT_START) and last_call:
+      flush(f"{last_call}_output")
+    elif kind.endswith("_output") and t == sid(special.OUTPUT_END):
+      flush("text")
+    else:
+      buf.append(t)
+  flush("text")
+  return parts
+
+
 class ToolEngine:
   """`generate`/`stream` like Engine's, running `tools` ({name: Callable[[str], str]}) for each row."""
 

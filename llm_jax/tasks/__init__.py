@@ -1,13 +1,18 @@
-"""Offline synthetic tasks (identity, arithmetic, spelling) behind one Task interface."""
+"""Tasks behind one Task interface: offline synthetic ones (identity, arithmetic, spelling, countdown) and
+GSM8K from the Hugging Face hub (loaded on first use)."""
 
 import ml_collections
 
 from llm_jax.tasks.arithmetic import Arithmetic
 from llm_jax.tasks.base import Example, Task, extract_marked, extract_number
+from llm_jax.tasks.countdown import Countdown
+from llm_jax.tasks.gsm8k import GSM8K
 from llm_jax.tasks.identity import Identity, default_facts
 from llm_jax.tasks.spelling import Spelling
 
-TASKS = {"identity": Identity, "arithmetic": Arithmetic, "spelling": Spelling}
+TASKS = {"identity": Identity, "arithmetic": Arithmetic, "spelling": Spelling, "countdown": Countdown,
+         "gsm8k": GSM8K}
+CHAT_TASKS = ("identity", "arithmetic", "spelling")  # the assistant's everyday tasks (eval's chat_loss)
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -21,6 +26,10 @@ def default_config() -> ml_collections.ConfigDict:
       max_value=20,  # largest starting number / amount added
       answer_first=False))  # True: '#### answer' before the working (tokens-to-think experiment)
   c.spelling = ml_collections.ConfigDict(dict(kind="both"))  # "both" | "spell" | "count"
+  c.countdown = ml_collections.ConfigDict(dict(
+      num_numbers=4,  # numbers given per problem
+      max_number=25,  # each in 1..max_number
+      max_target=200))  # targets in 1..max_target
   return c
 
 
@@ -31,8 +40,9 @@ def make_task(name: str, cfg: ml_collections.ConfigDict | None = None, seed: int
   cfg = cfg if cfg is not None else default_config()
   if name == "identity":
     return Identity(seed, cfg.test_fraction, facts=cfg.identity)
-  return TASKS[name](seed, cfg.test_fraction, **cfg[name].to_dict())
+  options = cfg.get(name) or default_config().get(name)  # configs saved before a task existed lack it
+  return TASKS[name](seed, cfg.test_fraction, **(options.to_dict() if options else {}))
 
 
-__all__ = ["Arithmetic", "Example", "Identity", "Spelling", "Task", "TASKS", "default_config", "extract_marked",
-           "extract_number", "make_task"]
+__all__ = ["Arithmetic", "CHAT_TASKS", "Countdown", "Example", "GSM8K", "Identity", "Spelling", "Task", "TASKS",
+           "default_config", "extract_marked", "extract_number", "make_task"]

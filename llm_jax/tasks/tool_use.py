@@ -23,7 +23,7 @@ from llm_jax.tasks.spelling import LETTER_QUESTIONS, WORDS
 
 KINDS = ("count_letter", "count_chars", "big_arithmetic", "search")
 ALPHABETS = (("DNA", "ACGT"), ("binary", "01"), ("letter", "abc"), ("digit", "0123456789"))
-_OUTPUT_RE = re.compile(r"<\|output_start\|>.*?(<\|output_end\|>|$)", re.S)
+_TOOL_SPANS_RE = re.compile(r"<\|(python|search|output)_start\|>.*?(<\|\1_end\|>|$)", re.S)
 _CODE_INTROS = ("Let me count with Python.", "I'll use Python to get this exactly.", "Python can do this exactly.")
 _MATH_INTROS = ("Let me compute that with Python.", "I'll calculate it with Python.", "")
 _SEARCH_INTROS = ("Let me search for that.", "I'll look it up.", "")
@@ -52,9 +52,10 @@ class ToolExample(Example):
     return list(self.prompt) + [{"role": "assistant", "content": [dict(p) for p in self.parts]}]
 
 
-def strip_outputs(text: str) -> str:
-  """Decoded text without its tool outputs (a reward must not read an answer the tool printed)."""
-  return _OUTPUT_RE.sub("", text)
+def strip_tools(text: str) -> str:
+  """The assistant's prose: decoded text without tool calls and outputs (the reward reads the answer
+  the model states, never one a tool printed)."""
+  return _TOOL_SPANS_RE.sub("", text)
 
 
 def _parts(*items: tuple[str, str]) -> tuple[dict, ...]:
@@ -153,5 +154,5 @@ class ToolUse(Task):
     return self._example("search", fact.question, parts, fact.answer, fact.key)
 
   def reward(self, completion: str, example: Example) -> float:
-    """1.0 when the `####` number of the model's own text (tool outputs removed) equals the answer."""
-    return float(extract_number(strip_outputs(completion)) == example.answer)
+    """1.0 when the `####` number of the model's prose (tool calls and outputs removed) is the answer."""
+    return float(extract_number(strip_tools(completion)) == example.answer)

@@ -51,7 +51,7 @@ def make_train_step(graphdef, optimizer: optax.GradientTransformation, z_loss: f
     n = jnp.maximum(n, 1.0)
     grads = jax.tree.map(lambda g: g / n, grads)
     loss = ce_sum / n
-    grad_norm = optax.global_norm(grads)
+    grad_norm = optax.tree.norm(grads)
     updates, opt_state = optimizer.update(grads, state["opt_state"], params)
     new_params = optax.apply_updates(params, updates)
     finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)

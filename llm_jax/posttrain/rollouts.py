@@ -1,0 +1,102 @@
+"""Rollouts: G sampled replies per prompt from the KV-cache engine (optionally running tools), their
+rewards, and the padded [B, T] arrays an RL step trains on.
+
+Completions keep their stop token (the policy learns to stop) and a per-token `forced` flag: tokens the
+tool engine fed in (tool outputs) carry no loss. A completion that never reached a stop token was cut
+by the length budget (`truncated`). Rewards read the decoded text without the stop token and without
+tool outputs (an answer a tool printed earns nothing by itself).
+"""
+
+import dataclasses
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from llm_jax.infer.engine import Engine, SamplingParams
+from llm_jax.infer.tool_engine import Completion, ToolEngine
+from llm_jax.tasks.base import Example
+from llm_jax.tasks.tool_use import strip_outputs
+from llm_jax.tokenizer.chat import render_for_completion
+
+RewardFn = Callable[[str, Example], tuple[float, dict[str, float]]]
+
+
+@dataclasses.dataclass
+class Rollouts:
+  """N prompts with G completions each."""
+  examples: list[Example]
+  prompts: list[list[int]]
+  completions: list[list[Completion]]  # [N][G]
+  texts: list[list[str]]  # [N][G], what the reward read
+  rewards: np.ndarray  # float32[N, G], weighted total
+  parts: dict[str, np.ndarray]  # reward term -> float32[N, G]
+
+  @property
+  def truncated(self) -> np.ndarray:
+    return np.array([[not c.finished for c in row] for row in self.completions], bool)
+
+  @property
+  def lengths(self) -> np.ndarray:
+    """int[N, G]: generated tokens per completion, stop and forced tokens included."""
+    return np.array([[len(c.ids) for c in row] for row in self.completions], np.int64)
+
+
+def complete(engine: Engine, prompts: Sequence[Sequence[int]], params: SamplingParams,
+             tool_engine: ToolEngine | None = None) -> list[Completion]:
+  """One completion per prompt, stop token included; with `tool_engine`, tools run and their outputs
+  are marked forced."""
+  if tool_engine is not None:
+    return tool_engine.complete(prompts, params, include_stop=True)
+  stop, out = set(params.stop_ids), [Completion([], [], []) for _ in prompts]
+  for tokens_B, _, active_B in engine.stream(prompts, params):
+    for i in np.flatnonzero(active_B):
+      token = int(tokens_B[i])
+      out[i].ids.append(token)
+      out[i].forced.append(False)
+      out[i].finished |= token in stop
+  return out
+
+
+def reply_text(tokenizer, completion: Completion, tools: bool = False) -> str:
+  """The completion's text without its stop token (and without tool outputs when `tools`)."""
+  text = tokenizer.decode(completion.ids[:-1] if completion.finished else completion.ids)
+  return strip_outputs(text) if tools else text
+
+
+def sample_groups(engine: Engine, tokenizer, examples: Sequence[Example], group_size: int, params: SamplingParams,
+                  reward_fn: RewardFn, *, template: str = "llm_jax", batch_size: int = 0,
+                  tool_engine: ToolEngine | None = None) -> Rollouts:
+  """`group_size` completions of each example's prompt, in engine batches of `batch_size` rows (0: all at
+  once); batch b samples with seed params.seed + b."""
+  prompts = [render_for_completion(list(ex.prompt), tokenizer, template=template) for ex in examples]
+  flat = [p for p in prompts for _ in range(group_size)]
+  size = batch_size or len(flat)
+  done: list[Completion] = []
+  for b, start in enumerate(range(0, len(flat), size)):
+    done += complete(engine, flat[start:start + size], dataclasses.replace(params, seed=params.seed + b),
+                     tool_engine)
+  groups = [done[i * group_size:(i + 1) * group_size] for i in range(len(examples))]
+  texts = [[reply_text(tokenizer, c, tool_engine is not None) for c in row] for row in groups]
+  scored = [[reward_fn(t, ex) for t in row] for row, ex in zip(texts, examples)]
+  rewards = np.array([[total for total, _ in row] for row in scored], np.float32).reshape(len(examples), group_size)
+  names = list(scored[0][0][1]) if scored else []
+  parts = {n: np.array([[p[n] for _, p in row] for row in scored], np.float32) for n in names}
+  return Rollouts(list(examples), prompts, groups, texts, rewards, parts)
+
+
+def to_batch(prompts: Sequence[Sequence[int]], completions: Sequence[Completion], weights: Sequence[float],
+             seq_len: int) -> dict[str, np.ndarray]:
+  """[B, seq_len] arrays of prompt + completion rows (right-padded): tokens, positions, targets, and
+  mask = the row's weight where the target is a completion token the model chose (not forced)."""
+  B = len(prompts)
+  out = {k: np.zeros((B, seq_len), np.int32) for k in ("tokens", "positions", "targets")}
+  out["mask"] = np.zeros((B, seq_len), np.float32)
+  out["positions"][:] = np.arange(seq_len)
+  for i, (prompt, c, w) in enumerate(zip(prompts, completions, weights)):
+    ids = (list(prompt) + list(c.ids))[:seq_len + 1]
+    learn = ([0.0] * len(prompt) + [0.0 if f else float(w) for f in c.forced])[:seq_len + 1]
+    n = len(ids) - 1
+    out["tokens"][i, :n] = ids[:-1]
+    out["targets"][i, :n] = ids[1:]
+    out["mask"][i, :n] = learn[1:]
+  return out
