@@ -34,6 +34,7 @@ def get_config(preset: str = ""):
   c.experiment = "experiments/sft.py"
   c.init = ml_collections.ConfigDict()
   c.init.stage = "base"  # stage whose weights fine-tuning starts from (checkpoints/<stage>)
+  c.init.hf = ""  # or a Hugging Face model folder / hub name (GPT-2, Llama): its weights and tokenizer
   c.sft = ml_collections.ConfigDict()
   c.sft.stage = "sft"  # stage (checkpoint folder) the fine-tuned model is written to
   # conversation mixture (llm_jax/data/conversations.py): tasks, files:<glob>, hf:<name>, each @weight
@@ -43,7 +44,7 @@ def get_config(preset: str = ""):
   c.sft.num_conversations = 6000  # training conversations drawn from the mixture
   c.sft.val_conversations = 150  # held-out conversations for val/loss during training
   c.sft.val_fraction = 0.05  # share of file/HF conversations held out (tasks have their own test split)
-  c.sft.template = "llm_jax"  # chat template of the render (ours; chatml/llama3 for imported models)
+  c.sft.template = "auto"  # chat template: "auto" (the tokenizer's), llm_jax, chatml or llama3
   c.tasks = tasks.default_config()  # synthetic task options (identity facts, arithmetic steps, ...)
   c.eval = eval_run.default_config()  # the eval stage after fine-tuning
   c.eval.stage = "sft"

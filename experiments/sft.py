@@ -14,7 +14,8 @@ from llm_jax.eval.report import write_report
 from llm_jax.eval.run import run_eval
 from llm_jax.posttrain.prerequisites import require_stage
 from llm_jax.posttrain.samples import write_chat_samples
-from llm_jax.posttrain.sft import finetune
+from llm_jax.posttrain.sft import finetune, start_from_hf
+from llm_jax.tokenizer.chat import detect_template
 from llm_jax.tokenizer import load_tokenizer
 
 STAGES = ("sft", "eval", "samples", "report")
@@ -41,13 +42,18 @@ def load_conversations(config, workdir: str) -> tuple[list, list]:
 
 def run(config, workdir: str) -> None:
   todo = stages_lib.selected(config.stages, STAGES)
-  tokenizer = load_tokenizer(require_stage(workdir, config.init.stage))
-  config = config_lib.resolve(config, tokenizer)
+  initial_params = None
+  if config.init.hf:  # an imported Hugging Face model (GPT-2 / Llama folder or hub name)
+    config, tokenizer, initial_params = start_from_hf(config, workdir)
+  else:
+    tokenizer = load_tokenizer(require_stage(workdir, config.init.stage))
+    config = config_lib.resolve(config, tokenizer)
+  template = detect_template(tokenizer) if config.sft.template == "auto" else config.sft.template
   stage = config.sft.stage
   if "sft" in todo:
     train, val = load_conversations(config, workdir)
     finetune(config, workdir, tokenizer, train, val, init_stage=config.init.stage, stage=stage,
-             template=config.sft.template)
+             template=template, initial_params=initial_params)
   if "eval" in todo:
     run_eval(config, workdir, stage=stage)
   if "samples" in todo:

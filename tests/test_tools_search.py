@@ -1,6 +1,8 @@
 """The search tool: BM25 over passages of a local collection named by a source spec, titled, top-k,
 within a token budget; and make_tools, which the chat CLI and the experiments use."""
 
+import importlib.util
+
 import pytest
 
 from llm_jax.infer.tools import make_tools
@@ -29,7 +31,9 @@ def test_search_finds_the_passage_that_answers(spec):
   hits = backend.search("how hot should the water be for green tea", k=2)
   assert hits[0].title == "Green tea" and "80 degrees" in hits[0].text
   assert backend.search("what does vmap do", k=1)[0].title == "JAX"
-  assert backend.search("cat sleeping hours", k=1)[0].title == "Cats"  # stemmed: cat ~ cats, sleeping ~ sleep
+  assert backend.search("how many hours do cats sleep", k=1)[0].title == "Cats"
+  if importlib.util.find_spec("Stemmer"):  # with PyStemmer: cat ~ cats, sleeping ~ sleep
+    assert backend.search("cat sleeping", k=1)[0].title == "Cats"
   assert backend.search("zzzz qqqq", k=3) == []
 
 

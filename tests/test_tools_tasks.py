@@ -10,7 +10,7 @@ from llm_jax.infer.tools import make_tools
 from llm_jax.infer.tools.python_sandbox import PythonSandbox, SandboxLimits
 from llm_jax.tasks.tool_use import KINDS, ToolUse, strip_tools
 from llm_jax.tokenizer.bytes import ByteTokenizer
-from llm_jax.tokenizer.chat import render
+from llm_jax.tokenizer.chat import render, render_for_completion
 
 TOK = ByteTokenizer()
 SMALL = dict(num_entities=20, max_digits=8)
@@ -105,9 +105,8 @@ class ScriptedEngine:
 
 
 def test_tools_off_and_on_side_by_side():
-  from llm_jax.tokenizer.chat import render_for_completion
   sets = eval_sets(None, seed=0, names=["count_letter", "big_arithmetic"], n=3)
-  codes = {tuple(render_for_completion(list(ex.prompt), TOK)): next(p["text"] for p in ex.parts if p["type"] == "python")
+  codes = {tuple(render_for_completion(list(ex.prompt), TOK)): {p["type"]: p["text"] for p in ex.parts}["python"]
            for _, examples in sets.values() for ex in examples}
   tools = {"python": PythonSandbox(SandboxLimits(wall_s=5.0))}
   metrics, records = evaluate_tools(ScriptedEngine(codes), TOK, tools, sets, max_new_tokens=120)

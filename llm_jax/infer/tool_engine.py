@@ -101,7 +101,8 @@ class ToolEngine:
     unknown = set(tools) - set(TOOL_TOKENS)
     if unknown:
       raise ValueError(f"no call tokens for tool(s) {sorted(unknown)}; known tools: {', '.join(TOOL_TOKENS)}")
-    known = [n for n, (start, end) in TOOL_TOKENS.items() if tokenizer.has_special(start) and tokenizer.has_special(end)]
+    known = [n for n, (start, end) in TOOL_TOKENS.items()
+             if tokenizer.has_special(start) and tokenizer.has_special(end)]
     missing = sorted(set(tools) - set(known))
     if missing or not tokenizer.has_special(special.OUTPUT_START):
       raise ValueError(f"the tokenizer lacks the tool tokens of {missing or 'outputs'}; tools need them")

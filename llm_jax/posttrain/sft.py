@@ -44,12 +44,31 @@ def initial_params_from(cfg, workdir: str, init_stage: str):
   return load
 
 
+def start_from_hf(cfg, workdir: str):
+  """For `init.hf`: (cfg with the imported model's shape, its tokenizer saved as workdir/tokenizer,
+  initial_params placing the imported weights on the training mesh)."""
+  from llm_jax import hf, parallel
+  model_fields = {k: cfg.model[k] for k in ("dtype", "attention", "remat")}
+  mesh, rules = parallel.make_mesh(cfg.mesh), parallel.rules_dict(cfg.mesh)
+  _, params, model_cfg, tokenizer = hf.load_hf(cfg.init.hf, mesh=mesh, rules=rules, dtype=model_fields["dtype"],
+                                               overrides={k: v for k, v in model_fields.items() if k != "dtype"})
+  if tokenizer is None:
+    raise ValueError(f"init.hf={cfg.init.hf!r} has no tokenizer files; fine-tuning needs the model's tokenizer")
+  cfg = ml_collections.ConfigDict(cfg.to_dict())
+  cfg.model = model_cfg
+  cfg.train.seq_len = min(cfg.train.seq_len, model_cfg.max_seq_len)
+  if jax.process_index() == 0 and not os.path.isdir(os.path.join(workdir, "tokenizer")):
+    tokenizer.save(os.path.join(workdir, "tokenizer"))
+  return cfg, tokenizer, lambda abstract_params, shardings: params
+
+
 def finetune(cfg, workdir: str, tokenizer, train_convs, val_convs=None, init_stage: str = "base",
-             stage: str = "sft", template: str = "llm_jax") -> dict:
-  """Fine-tune `init_stage` on conversations into `stage` (resumed or skipped like any stage)."""
+             stage: str = "sft", template: str = "llm_jax", initial_params=None) -> dict:
+  """Fine-tune `init_stage` (or `initial_params`, e.g. from `start_from_hf`) on conversations into
+  `stage` (resumed or skipped like any stage)."""
   tc = cfg.train
   seq_len = tc.seq_len
-  init = initial_params_from(cfg, workdir, init_stage)
+  init = initial_params or initial_params_from(cfg, workdir, init_stage)
   train_rows = sft_pipeline.pack(train_convs, tokenizer, seq_len, template=template, seed=cfg.seed)
   val_rows = sft_pipeline.pack(val_convs, tokenizer, seq_len, template=template, seed=cfg.seed) if val_convs else None
   print(f"[{stage}] packed {train_rows.stats['conversations']} conversations into {len(train_rows)} rows "

@@ -59,9 +59,11 @@ class SandboxResult:
 
 
 def _remove_tree(path: str) -> None:
+  """rmtree that also removes what the code made unreadable (chmod 000) where no tmpfs held its files."""
   def retry(func, p, _):
     os.chmod(os.path.dirname(p), 0o700)
-    os.chmod(p, 0o700) if os.path.isdir(p) else None
+    if os.path.isdir(p):
+      os.chmod(p, 0o700)
     func(p)
   try:
     shutil.rmtree(path, onerror=retry)

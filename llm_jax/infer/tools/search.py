@@ -9,6 +9,7 @@ can implement where a network is there.
 
 import abc
 import dataclasses
+import logging
 import os
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -73,6 +74,7 @@ class BM25Backend(SearchBackend):
   def __init__(self, passages: Sequence[Passage]):
     import bm25s  # pylint: disable=g-import-not-at-top
     from bm25s.tokenization import Tokenizer  # pylint: disable=g-import-not-at-top
+    logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every index build at INFO
     if not passages:
       raise ValueError("the search collection is empty: no passages to index")
     self.passages = list(passages)
