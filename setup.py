@@ -35,6 +35,8 @@ setup(
         "pyahocorasick>=2.0",
         "fasteners>=0.19",
         "pyarrow>=15",
+        "bm25s>=0.3.16,<0.4",  # the search tool's BM25 index
+        "PyStemmer>=3.1,<4",  # stemming for search recall
     ],
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6.100", "torch==2.13.0", "transformers>=5.0,<6"],

@@ -112,7 +112,7 @@ def run_train() -> dict:
     result[name] = {"tokens_per_s": tokens / step_s, "step_s": step_s, "steps": len(ts)}
   ours = result["ours"]
   ours["mfu"] = ours["tokens_per_s"] * flops.flops_per_token(cfg.model, cfg.train.seq_len) / (
-      flops.device_peak_flops() * jax.device_count())
+      flops.device_peak_flops())  # the unsharded step runs on one device: that device's peak
   ours["params"] = flops.count_params(cfg.model)["total"]
   print(f"llm_jax: {ours['tokens_per_s']:,.0f} tok/s  {ours['step_s'] * 1e3:.1f} ms/step  MFU {ours['mfu']:.1%}  "
         f"({ours['params'] / 1e6:.1f}M params, {result['device']})", flush=True)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from absl import app, flags, logging
 
 from llm_jax.infer.engine import Engine, SamplingParams
+from llm_jax.infer.tool_engine import completion_parts
 from llm_jax.tokenizer.chat import render_for_completion, stop_ids
 
 flags.DEFINE_string("workdir", None, "Run folder holding checkpoints/ and tokenizer/.")
@@ -24,6 +25,8 @@ flags.DEFINE_integer("top_k", 0, "Keep the k most likely tokens; 0 = off.")
 flags.DEFINE_float("top_p", 0.95, "Nucleus sampling mass; 1 = off.")
 flags.DEFINE_integer("max_new_tokens", 256, "Longest reply, in tokens.")
 flags.DEFINE_integer("seed", 0, "Sampling seed.")
+flags.DEFINE_list("tools", [], "Tools the model may call: python, search.")
+flags.DEFINE_string("search.corpus", "", "Source spec the search tool searches, e.g. files:notes/*.txt.")
 FLAGS = flags.FLAGS
 
 
@@ -31,8 +34,8 @@ class ChatSession:
   """A multi-turn conversation with one model; `reply` streams an answer through `write`."""
 
   def __init__(self, engine: Engine, tokenizer, sampling: SamplingParams, *, system: str = "",
-               template: str = "llm_jax"):
-    self.engine, self.tokenizer, self.template = engine, tokenizer, template
+               template: str = "llm_jax", tools: bool = False):
+    self.engine, self.tokenizer, self.template, self.tools = engine, tokenizer, template, tools
     self.sampling = dataclasses.replace(sampling, stop_ids=stop_ids(tokenizer, template))
     self.system, self.history, self.turns = system, [], 0
     # room a reply needs: all of max_new_tokens, up to a quarter of the context
@@ -67,7 +70,7 @@ class ChatSession:
     stop, ids, shown, finished = set(self.sampling.stop_ids), [], "", False
     params = dataclasses.replace(self.sampling, seed=self.sampling.seed + self.turns)
     self.turns += 1
-    for tokens, _, active in self.engine.stream([prompt], params):
+    for tokens, _, active, *_ in self.engine.stream([prompt], params):  # ToolEngine adds a forced mask
       if not active[0] or int(tokens[0]) in stop:
         finished = True
         break
@@ -80,8 +83,9 @@ class ChatSession:
     write(reply[len(shown):] + "\n")
     if not finished:
       write(f"[reply cut at {len(ids)} tokens]\n")
-    if reply.strip():
-      self.history.append({"role": "assistant", "content": reply})
+    if reply.strip():  # with tools, keep calls and outputs as parts so the next turn renders them right
+      content = completion_parts(self.tokenizer, ids) if self.tools else reply
+      self.history.append({"role": "assistant", "content": content})
     else:
       self.history.pop()  # keep the history a valid conversation
     return reply
@@ -116,8 +120,13 @@ def main(argv):
     raise SystemExit(f"error: {e}")
   sampling = SamplingParams(max_new_tokens=FLAGS.max_new_tokens, temperature=FLAGS.temperature,
                             top_k=FLAGS.top_k, top_p=FLAGS.top_p, seed=FLAGS.seed)
-  session = ChatSession(Engine(graphdef, params, cfg.model.max_seq_len), tokenizer, sampling,
-                        system=FLAGS.system, template=template)
+  engine = Engine(graphdef, params, cfg.model.max_seq_len)
+  if FLAGS.tools:
+    from llm_jax.infer.tool_engine import ToolEngine  # pylint: disable=g-import-not-at-top
+    from llm_jax.infer.tools import make_tools  # pylint: disable=g-import-not-at-top
+    engine = ToolEngine(engine, tokenizer, make_tools(FLAGS.tools, FLAGS["search.corpus"].value))
+  session = ChatSession(engine, tokenizer, sampling, system=FLAGS.system, template=template,
+                        tools=bool(FLAGS.tools))
 
   def write(s: str) -> None:
     sys.stdout.write(s)

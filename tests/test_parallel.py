@@ -149,3 +149,45 @@ def test_memory_estimate_counts_sharded_state_and_refuses_what_cannot_fit(tmp_pa
 def test_single_process_needs_no_distributed_setup():
   parallel.maybe_initialize_distributed(parallel.default_config())  # num_processes=0: nothing to do
   assert jax.process_count() == 1
+
+
+def test_hf_export_and_import_of_a_scan_layers_model(tmp_path):
+  from llm_jax import hf
+  cfg = tiny_config().model
+  cfg.scan_layers = True
+  graphdef, params = _params(cfg, seed=5)
+  out = hf.save_hf(graphdef, params, cfg, None, str(tmp_path / "hf"))
+  _, per_layer, per_layer_cfg, _ = hf.load_hf(out)
+  assert not per_layer_cfg.get("scan_layers")
+  for a, b in zip(_leaves(per_layer), _leaves(unstack_params(params))):
+    np.testing.assert_array_equal(a, b)
+  _, again, _, _ = hf.load_hf(out, overrides={"scan_layers": True})
+  for a, b in zip(_leaves(again), _leaves(params)):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_splash_wrapper_matches_the_reference_in_interpret_mode():
+  """The Pallas kernel interpreted on CPU: layout, scaling, grouped heads and documents as on TPU."""
+  from llm_jax.model.attention import causal_mask
+  from llm_jax.model.splash import splash_attention
+  B, T, H, K, D = 2, 128, 4, 2, 16
+  rng = np.random.default_rng(0)
+  q, k, v = (rng.normal(size=(B, T, n, D)).astype(np.float32) for n in (H, K, K))
+  segments = np.ones((B, T), np.int32)
+  segments[:, 50:] = 2
+  reference = attend(q, k, v, jnp.broadcast_to(causal_mask(T, segments), (B, T, T)), "xla")
+  out = jax.jit(lambda *a: splash_attention(*a, interpret=True))(q, k, v, segments)
+  np.testing.assert_allclose(out, reference, atol=1e-5)
+
+
+class _Device:
+  platform, device_kind = "gpu", ""
+
+
+def test_mfu_peak_per_device_kind():
+  from llm_jax.train import flops
+  for kind, peak in (("NVIDIA H100 80GB HBM3", 989e12), ("NVIDIA H100 PCIe", 756e12), ("NVIDIA H200", 989e12),
+                     ("TPU v5 lite", 197e12), ("TPU v4", 275e12)):
+    device = _Device()
+    device.device_kind = kind
+    assert flops.device_peak_flops(device) == peak, kind

@@ -16,7 +16,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def helper_env(devices: int) -> dict:
-  env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", JAX_PLATFORMS="cpu")
+  """`devices` CPU devices; cheaper LLVM code generation (the same HLO, so the same numerics): compiles
+  dominate these runs."""
+  flags = (f"--xla_force_host_platform_device_count={devices} --xla_backend_optimization_level=0 "
+           "--xla_llvm_disable_expensive_passes=true")
+  env = dict(os.environ, XLA_FLAGS=flags, JAX_PLATFORMS="cpu")
   env["PYTHONPATH"] = os.pathsep.join([os.path.dirname(HERE), env.get("PYTHONPATH", "")])
   return env
 

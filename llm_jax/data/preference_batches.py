@@ -69,15 +69,20 @@ def encode(rankings: Sequence[Ranking], tokenizer: Tokenizer, seq_len: int, *,
   return out
 
 
-def train_batch(arrays: PreferenceArrays, step: int, batch_size: int, seed: int) -> dict[str, np.ndarray]:
-  """Batch `step` of a seeded shuffle, epoch after epoch (a short last batch of each epoch is dropped),
-  so a resumed run sees the same batches."""
-  per_epoch = len(arrays) // batch_size
+def batch_indices(n: int, step: int, batch_size: int, seed: int) -> np.ndarray:
+  """Rows of batch `step` of a seeded shuffle of n rows, epoch after epoch (a short last batch of each
+  epoch is dropped), so a resumed run sees the same batches."""
+  per_epoch = n // batch_size
   if per_epoch == 0:
-    raise ValueError(f"{len(arrays)} rankings are fewer than one batch of {batch_size}; lower the batch size")
+    raise ValueError(f"{n} rankings are fewer than one batch of {batch_size}; lower the batch size")
   epoch, b = divmod(step, per_epoch)
-  order = np.random.default_rng([seed, epoch]).permutation(len(arrays))
-  return arrays.take(order[b * batch_size:(b + 1) * batch_size])
+  return np.random.default_rng([seed, epoch]).permutation(n)[b * batch_size:(b + 1) * batch_size]
+
+
+def train_batch(arrays: PreferenceArrays, step: int, batch_size: int, seed: int) -> dict[str, np.ndarray]:
+  """Batch `step` (see batch_indices); "index" holds its rows' positions in `arrays`."""
+  index = batch_indices(len(arrays), step, batch_size, seed)
+  return dict(arrays.take(index), index=index)
 
 
 def eval_batches(arrays: PreferenceArrays, batch_size: int, max_batches: int = 0):
@@ -85,6 +90,7 @@ def eval_batches(arrays: PreferenceArrays, batch_size: int, max_batches: int = 0
   n = len(arrays) if not max_batches else min(len(arrays), max_batches * batch_size)
   for start in range(0, n, batch_size):
     idx = np.arange(start, start + batch_size)
-    batch = arrays.take(np.minimum(idx, len(arrays) - 1))
+    index = np.minimum(idx, len(arrays) - 1)
+    batch = dict(arrays.take(index), index=index)
     batch["valid"] = batch["valid"] & (idx < n)[:, None]
     yield batch

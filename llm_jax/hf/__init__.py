@@ -10,6 +10,7 @@ import json
 import os
 
 import jax
+import ml_collections
 import numpy as np
 
 from llm_jax import parallel
@@ -19,6 +20,7 @@ from llm_jax.hf import tokenizer as tokenizer_lib
 from llm_jax.hf.io import resolve
 from llm_jax.hf.tokenizer import prompt_conventions
 from llm_jax.model import config as model_config_lib
+from llm_jax.model import scan as model_scan
 from llm_jax.train import state as state_lib
 
 FAMILIES = {gpt2.ARCHITECTURE: gpt2, llama.ARCHITECTURE: llama}
@@ -49,7 +51,7 @@ def load_hf(path_or_name: str, mesh=None, rules: dict | None = None, dtype: str 
   """(graphdef, params, model_cfg, tokenizer) of a Hugging Face model folder or hub name.
 
   Parameters are float32 (like our master weights); `dtype` is the compute dtype. `overrides` sets
-  other model fields that leave shapes alone (attention, remat, max_seq_len of a RoPE model). `mesh`
+  other model fields that leave shapes alone (attention, remat, scan_layers, max_seq_len of a RoPE model). `mesh`
   and `rules` (logical axis -> mesh axes) choose the shardings: default, all devices on `data`,
   replicated. `tokenizer` is None when the folder has none.
   """
@@ -59,17 +61,22 @@ def load_hf(path_or_name: str, mesh=None, rules: dict | None = None, dtype: str 
   cfg = family.model_config(hf_config)
   shapes = model_config_lib.shape_keys(cfg)
   cfg.update(dict(overrides or {}, dtype=dtype))
-  changed = [k for k, v in model_config_lib.shape_keys(cfg).items() if shapes[k] != v]
+  changed = [k for k, v in model_config_lib.shape_keys(cfg).items() if k != "scan_layers" and shapes[k] != v]
   if changed:
     raise ValueError(f"model.{changed[0]} of an imported model is fixed by its weights ({shapes[changed[0]]}); "
                      "leave it out of the overrides")
-  graphdef, abstract = state_lib.model_graphdef_and_shapes(cfg)
+  per_layer = ml_collections.ConfigDict(cfg.to_dict())  # the weights are read layer by layer
+  per_layer.scan_layers = False
+  graphdef, abstract = state_lib.model_graphdef_and_shapes(per_layer)
   mesh = mesh or parallel.make_mesh(shape=(jax.device_count(), 1, 1))
   rules = rules or parallel.rules_dict(parallel.default_config())
   shardings = parallel.tree_shardings(abstract, mesh, rules)
   with io.SafetensorsReader(directory) as reader:
     entries = params_lib.match_prefix(family.entries(cfg), reader.names(), family.PREFIX)
     params = params_lib.load_params(entries, reader, abstract, shardings, family.ignore)
+  if cfg.get("scan_layers"):  # stack the layers on a leading axis, placed on the scan model's shardings
+    graphdef, stacked = state_lib.model_graphdef_and_shapes(cfg)
+    params = model_scan.stack_params(params, stacked, parallel.tree_shardings(stacked, mesh, rules))
   return graphdef, params, cfg, tokenizer_lib.load(directory)
 
 
@@ -111,6 +118,8 @@ def save_hf(graphdef, params, model_cfg, tokenizer_dir: str | None, out_dir: str
       pass
     eos = tokenizer.eos_id if tokenizer.eos_id is not None else bos
   np_dtype = {"float32": np.float32, "bfloat16": jax.numpy.bfloat16}[dtype]
+  if model_cfg.get("scan_layers"):  # stacked layers: export them one by one like a per-layer model
+    params = model_scan.unstack_params(params)
   tensors = params_lib.export_tensors(family.entries(model_cfg), params, np_dtype)
   if not writer:
     for _ in tensors:  # take part in the gathers

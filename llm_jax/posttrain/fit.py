@@ -83,13 +83,16 @@ def run_stage(cfg, workdir: str, stage: str, train_cfg, abstract_state, init_sta
   progress = Progress(stage, train_cfg.steps, start)
   last, stopped, i = {}, None, start
 
+  def held_out(state) -> dict:
+    return {k: float(v) for k, v in jax.device_get(evaluate(state)).items()}
+
   def check(at: int, metrics: dict) -> str | None:
     writer.write(at, metrics)
     progress.log(at, metrics)
     return should_stop(at, metrics) if should_stop else None
 
   if evaluate is not None and start == 0:
-    stopped = check(0, evaluate(state))
+    stopped = check(0, held_out(state))
   try:
     while i < train_cfg.steps and stopped is None:
       state, metrics = step(state, i)
@@ -100,7 +103,7 @@ def run_stage(cfg, workdir: str, stage: str, train_cfg, abstract_state, init_sta
       if i % train_cfg.log_every == 0 or at_end:
         last = {k: float(v) for k, v in jax.device_get(metrics).items()}
         if evaluate is not None and (at_end or (train_cfg.eval_every and i % train_cfg.eval_every == 0)):
-          last.update(evaluate(state))
+          last.update(held_out(state))
         stopped = check(i, last)
   except KeyboardInterrupt:
     if i not in ckpt.steps():

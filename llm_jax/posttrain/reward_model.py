@@ -145,7 +145,7 @@ def train_reward_model(cfg, workdir: str, tokenizer, train_rankings, test_rankin
     new = dict(state, params=optax.apply_updates(state["params"], updates), opt_state=opt_state, step=state["step"] + 1)
     return new, {"train/loss": loss, "train/accuracy": sums["correct"] / jnp.maximum(sums["pairs"], 1),
                  "train/margin": sums["margin"] / jnp.maximum(sums["pairs"], 1),
-                 "train/grad_norm": optax.global_norm(grads)}
+                 "train/grad_norm": optax.tree.norm(grads)}
 
   sharded = lambda f: parallel.with_activation_sharding(f, mesh, rules)
   step_fn = jax.jit(sharded(train_step), out_shardings=(shardings, None), donate_argnums=(0,))

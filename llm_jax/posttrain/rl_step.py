@@ -54,7 +54,7 @@ def make_update_step(graphdef, optimizer: optax.GradientTransformation, *, tempe
   def step(state, batch):
     params = state["params"]
     (loss, metrics), grads = grad_fn(params, batch)
-    grad_norm = optax.global_norm(grads)
+    grad_norm = optax.tree.norm(grads)
     updates, opt_state = optimizer.update(grads, state["opt_state"], params)
     new_params = optax.apply_updates(params, updates)
     finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)

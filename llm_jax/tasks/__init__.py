@@ -9,9 +9,11 @@ from llm_jax.tasks.countdown import Countdown
 from llm_jax.tasks.gsm8k import GSM8K
 from llm_jax.tasks.identity import Identity, default_facts
 from llm_jax.tasks.spelling import Spelling
+from llm_jax.tasks.tool_use import ToolUse
+from llm_jax.tasks import tool_use
 
 TASKS = {"identity": Identity, "arithmetic": Arithmetic, "spelling": Spelling, "countdown": Countdown,
-         "gsm8k": GSM8K}
+         "gsm8k": GSM8K, "tool_use": ToolUse}
 CHAT_TASKS = ("identity", "arithmetic", "spelling")  # the assistant's everyday tasks (eval's chat_loss)
 
 
@@ -30,6 +32,7 @@ def default_config() -> ml_collections.ConfigDict:
       num_numbers=4,  # numbers given per problem
       max_number=25,  # each in 1..max_number
       max_target=200))  # targets in 1..max_target
+  c.tool_use = tool_use.default_config()  # tool-use conversations (python and search calls)
   return c
 
 

@@ -137,7 +137,9 @@ def abstract_like(state, shardings):
 
 
 def write_json(path: str, obj) -> None:
-  """Atomic JSON write (temp file then rename)."""
+  """Atomic JSON write (temp file then rename); only process 0 writes (reports, configs, summaries)."""
+  if jax.process_index() != 0:
+    return
   tmp = path + ".tmp"
   with open(tmp, "w") as f:
     json.dump(obj, f, indent=2, default=str)
