@@ -79,7 +79,7 @@ def test_ppo_runs_end_to_end(tmp_path):
   reward_model.train_reward_model(cfg, wd, TOK, [Ranking(PROMPT, ("a", "b"))], [])  # 0 steps: the SFT backbone and a random head
   cfg.rlhf = rlhf.default_config()
   cfg.rlhf.update(dict(max_prompt_len=16, max_new_tokens=12, prompts_per_step=4, epochs=1, minibatches=1,
-                       eval_prompts=2))
+                       eval_prompts=4))
   cfg.rlhf.kl.update(dict(adaptive=True, target=1.0, horizon=10))
   cfg.rlhf.train.update(dict(steps=2, lr=1e-3, eval_every=2, tensorboard=False))
   gold_cfg = ml_collections.ConfigDict(dict(marker=0.5, length=0.0, min_words=0, max_words=0, repetition=1.0,
@@ -92,6 +92,6 @@ def test_ppo_runs_end_to_end(tmp_path):
   assert summary["rl/kl_coef"] != cfg.rlhf.kl.coef  # the adaptive controller moved it after step 1
   with open(os.path.join(wd, "samples", "rlhf_eval.jsonl")) as f:
     steps = [json.loads(line)["step"] for line in f]
-  assert steps == [0, 0, 2, 2]  # before training and at the end, 2 held-out prompts each
+  assert steps == [0] * 4 + [2] * 4  # before training and at the end, 4 held-out prompts each
   graphdef, params, _, _ = load_stage(wd, "rlhf")  # the policy loads like any stage
   assert jax.tree.structure(params) == jax.tree.structure(load_stage(wd, "sft")[1])

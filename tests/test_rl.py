@@ -42,6 +42,7 @@ def numpy_init(abstract_params, shardings):
 
 def config(steps: int):
   c = tiny_config()
+  c.model.num_layers = 1
   c.rl = rl.default_config()
   c.rl.update(dict(steps=steps, prompts_per_step=4, group_size=8, max_prompt_len=16, max_new_tokens=NEW_TOKENS,
                    epochs=2, minibatches=2, eval_every=0, eval_examples=4, eval_samples=8, eval_ks="1,8",
@@ -70,7 +71,7 @@ def compile_cache(tmp_path_factory):
 def run(tmp_path_factory, compile_cache):
   wd = str(tmp_path_factory.mktemp("rl"))
   rows = sft_pipeline.pack([[{"role": "user", "content": "go"}, {"role": "assistant", "content": "0"}]], TOK, 32)
-  loop.train(tiny_config(steps=0), wd, "base", lambda b: sft_pipeline.make_iterator(rows, batch_size=b, seed=0),
+  loop.train(config(steps=0), wd, "base", lambda b: sft_pipeline.make_iterator(rows, batch_size=b, seed=0),
              None, TOK.token_byte_lengths(), initial_params=numpy_init)
   first = rl.run_rl(config(steps=4), wd, TOK, task=EmitLow(), init_stage="base")
   summary = rl.run_rl(config(steps=8), wd, TOK, task=EmitLow(), init_stage="base")  # resumes at step 4
@@ -93,8 +94,8 @@ def test_grpo_raises_the_reward(run):
   assert [r["step"] for r in evals] == [0, 4, 8] and evals[-1]["eval/emit/accuracy"] > evals[0]["eval/emit/accuracy"]
   assert summary["steps"] == 8 and summary["eval/emit/pass@8"] >= summary["eval/emit/pass@1"]
   results = json.load(open(os.path.join(wd, "eval.json")))
-  assert results["eval/emit@rl/accuracy"] > results["eval/emit@base/accuracy"]
-  assert results["eval/emit@rl/response_len"] > 0
+  assert results["eval/rl_emit@rl/accuracy"] > results["eval/rl_emit@base/accuracy"]
+  assert results["eval/rl_emit@rl/response_len"] > 0 and summary["init_stage"] == "base"
 
 
 def test_samples_checkpoints_and_skip(run):

@@ -7,7 +7,11 @@ import os
 from llm_jax.eval.results import as_table, read_results
 from llm_jax.train.metrics import format_duration, read_metrics
 
-CURVES = (("train/loss", "val/loss"), ("val/bpb",), ("rl/reward_mean",), ("rl/response_len",))
+CURVES = (("train/loss", "val/loss"), ("val/bpb",), ("rl/reward_mean",), ("rl/response_len",),
+          # preference stages (reward model, DPO, RLHF): accuracy, implicit-reward margin, log-probs, KL, gold
+          ("train/accuracy", "val/accuracy"), ("train/reward_margin", "val/reward_margin"),
+          ("val/chosen_logp", "val/rejected_logp"), ("rl/kl",), ("rl/kl_seq", "val/kl_seq"),
+          ("val/reward_mean", "val/gold_mean"))
 
 
 def plot_stage(workdir: str, stage: str) -> list[str]:
@@ -76,6 +80,9 @@ def write_report(workdir: str) -> str:
   evals = read_results(workdir)
   if evals:
     lines += ["## Evaluation", "", "From `eval.json` (keys `eval/<task>/<metric>`):", ""] + as_table(evals) + [""]
+  for path in sorted(glob.glob(os.path.join(workdir, "sections", "*.md"))):  # written by experiments' analyses
+    with open(path, encoding="utf-8") as f:
+      lines += [f.read().strip(), ""]
   out = os.path.join(workdir, "report.md")
   with open(out, "w") as f:
     f.write("\n".join(lines))

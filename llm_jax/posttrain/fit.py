@@ -7,6 +7,7 @@ A stage writes checkpoints/<stage>/ (orbax: the state dict, whose "params" are w
 
 import json
 import os
+import sys
 import time
 from collections.abc import Callable
 
@@ -20,6 +21,13 @@ from llm_jax.train import optim
 from llm_jax.train.checkpoint import Checkpointer, write_json
 from llm_jax.train.loop import stage_dir
 from llm_jax.train.metrics import MetricWriter, Progress, truncate_metrics
+
+
+# metrics shown on the console line besides Progress's own (loss, grad norm, lr, ...)
+SHOWN = (("train/accuracy", "acc {:.3f}"), ("val/accuracy", "val acc {:.3f}"), ("val/reward_acc", "val acc {:.3f}"),
+         ("val/reward_margin", "val margin {:.3f}"), ("rl/reward_mean", "reward {:.3f}"), ("rl/kl_seq", "kl {:.3f}"),
+         ("rl/response_len", "len {:.0f}"), ("rl/gold_mean", "gold {:.3f}"), ("val/reward_mean", "val reward {:.3f}"),
+         ("val/kl_seq", "val kl {:.3f}"), ("val/gold_mean", "val gold {:.3f}"))
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -88,7 +96,10 @@ def run_stage(cfg, workdir: str, stage: str, train_cfg, abstract_state, init_sta
 
   def check(at: int, metrics: dict) -> str | None:
     writer.write(at, metrics)
-    progress.log(at, metrics)
+    if progress.active:
+      head, _, eta = progress.line(at, metrics).rpartition(" | eta ")
+      extra = [fmt.format(metrics[k]) for k, fmt in SHOWN if k in metrics]
+      print(" | ".join([head, *extra, f"eta {eta}"]), file=sys.stderr, flush=True)
     return should_stop(at, metrics) if should_stop else None
 
   if evaluate is not None and start == 0:

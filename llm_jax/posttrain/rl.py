@@ -5,7 +5,7 @@ trainer's current parameters in memory (no disk round trip); scores them with th
 rewards into group advantages; recomputes the sampling policy's per-token log-probs with one jitted
 forward pass (equal to the sampler's at top_k=0, top_p=1); then takes `epochs` x `minibatches` clipped
 policy-gradient steps (posttrain/grpo.py). Held-out pass@1/pass@k are measured before training, every
-`eval_every` steps and at the end; the first and last also go to eval.json as eval/<task>@<stage>/...
+`eval_every` steps and at the end; the first and last also go to eval.json (eval/rl_<task>@<stage>/...).
 Metrics go to metrics/<stage>.jsonl, sample completions to samples/rl_step<k>.txt; checkpoints resume.
 `algorithm="rejection"` runs rejection-sampling fine-tuning instead (posttrain/rejection.py).
 """
@@ -201,7 +201,7 @@ def train_rl(cfg, workdir: str, tokenizer, task=None, init_stage: str = "sft", s
                                 template=template, tool_engine=tool_engine)
     writer.write(step, results.flatten(task.name, m))
     if as_stage:
-      results.merge_results(workdir, results.flatten(f"{task.name}@{as_stage}", m))
+      results.merge_results(workdir, results.flatten(f"rl_{task.name}@{as_stage}", m))
     print(f"[{stage}] step {step} held-out: " + ", ".join(f"{k} {v:.4g}" for k, v in m.items()), flush=True)
     return m
 
@@ -268,7 +268,7 @@ def train_rl(cfg, workdir: str, tokenizer, task=None, init_stage: str = "sft", s
     ckpt.save(step, state, None, meta, force=True)
   ckpt.close()
   writer.close()
-  summary = {"stage": stage, "steps": step, "tokens": int(tokens_total), "seconds": time.time() - t0,
+  summary = {"stage": stage, "init_stage": init_stage, "steps": step, "tokens": int(tokens_total), "seconds": time.time() - t0,
              **{k: v for k, v in last.items() if not k.startswith("perf/")},
              **results.flatten(task.name, final_eval)}
   write_json(summary_path, summary)

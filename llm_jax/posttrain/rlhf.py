@@ -118,8 +118,8 @@ def train_ppo(cfg, workdir: str, tokenizer, gold_cfg=None, task=None) -> dict:
                         shardings["value_head"])
     start = {"params": init(abstract_params, shardings["params"]), "value_head": head}
     opt_state = jax.jit(optimizer.init, out_shardings=shardings["opt_state"])(start)
-    return {**start, "opt_state": opt_state, "step": jnp.zeros((), jnp.int32),
-            "kl_coef": jnp.asarray(pc.kl.coef, jnp.float32)}
+    return {**start, "opt_state": opt_state, "step": jax.device_put(np.int32(0), shardings["step"]),
+            "kl_coef": jax.device_put(np.float32(pc.kl.coef), shardings["kl_coef"])}
 
   sharded = lambda f: parallel.with_activation_sharding(f, mesh, rules)
   experience_fn = jax.jit(sharded(ppo.make_experience_fn(graphdef, head_graphdef, rm_graphdef, pc)))
@@ -166,7 +166,8 @@ def train_ppo(cfg, workdir: str, tokenizer, gold_cfg=None, task=None) -> dict:
     m = stats(host, exp, texts, lengths, examples, "rl")
     m.update({k: float(np.mean([u[k] for u in updates])) for k in updates[0] if k != "nonfinite"})
     m["rl/kl_coef"] = float(state["kl_coef"])
-    state["kl_coef"] = jnp.asarray(ppo.update_kl_coef(m["rl/kl_coef"], m["rl/kl_seq"], B, pc.kl), jnp.float32)
+    state["kl_coef"] = jax.device_put(np.float32(ppo.update_kl_coef(m["rl/kl_coef"], m["rl/kl_seq"], B, pc.kl)),
+                                      shardings["kl_coef"])
     return state, m
 
   def evaluate(state):
