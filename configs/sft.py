@@ -32,6 +32,7 @@ def get_config(preset: str = ""):
   tiny = "tiny" in flags
   c = nano_config("tiny" if tiny else "")
   c.experiment = "experiments/sft.py"
+  c.stages = ""  # configs/nano.py:tiny limits its own (speedrun) stages; all of this experiment's run
   c.init = ml_collections.ConfigDict()
   c.init.stage = "base"  # stage whose weights fine-tuning starts from (checkpoints/<stage>)
   c.init.hf = ""  # or a Hugging Face model folder / hub name (GPT-2, Llama): its weights and tokenizer

@@ -6,7 +6,7 @@ samples -> SFT assistant -> RL against checkable answers -> evaluation -> report
 Every stage writes one artifact and is skipped (or resumed) when it exists, so the same command continues
 an interrupted run; `--config.stages=rl,eval,report` runs a subset (later stages need earlier artifacts).
 Stages: data (tokenizer/, data/), pretrain (checkpoints/base), samples (samples/base.txt), sft
-(checkpoints/<sft.stage>), rl (checkpoints/rl), eval (eval.json: eval/<task>@<stage>/...), report.
+(checkpoints/<sft.stage>), rl (checkpoints/<rl.stage>), eval (eval.json: eval/<task>@<stage>/...), report.
 """
 
 import os
@@ -15,9 +15,8 @@ from llm_jax import config as config_lib
 from llm_jax import stages as stages_lib
 from llm_jax.data import conversations
 from llm_jax.data.prepare import prepare_data
+from llm_jax.eval.compare import evaluate_stages
 from llm_jax.eval.report import write_report
-from llm_jax.eval.results import read_results
-from llm_jax.eval.run import run_eval
 from llm_jax.infer.samples import write_samples
 from llm_jax.posttrain.config import stage_config
 from llm_jax.posttrain.prerequisites import require_stage
@@ -29,7 +28,6 @@ from llm_jax.train.loop import stage_dir
 from llm_jax.train.pretrain import pretrain
 
 STAGES = ("data", "pretrain", "samples", "sft", "rl", "eval", "report")
-RL_STAGE = "rl"
 
 
 def trained(workdir: str, stage: str) -> bool:
@@ -58,20 +56,6 @@ def chat_samples(config, workdir: str, stage: str) -> None:
       print(f"--- user: {question}\n{reply}", flush=True)
 
 
-def eval_stage(config, workdir: str) -> None:
-  """Greedy evaluation (eval.tasks) of the SFT and RL models, keyed eval/<task>@<stage>/<metric>; a
-  stage whose keys are all in eval.json already is skipped."""
-  names = [t.strip().partition(":")[0] for t in config.eval.tasks.split(",") if t.strip()]
-  for stage in (config.sft.stage, RL_STAGE):
-    have = read_results(workdir)
-    if not trained(workdir, stage):
-      print(f"[eval] no trained {stage} stage: skipping it", flush=True)
-    elif all(any(k.startswith(f"eval/{n}@{stage}/") for k in have) for n in names):
-      print(f"[eval] {stage} already evaluated: skipping", flush=True)
-    else:
-      run_eval(config, workdir, stage=stage, suffix=f"@{stage}")
-
-
 def run(config, workdir: str) -> None:
   todo = stages_lib.selected(config.stages, STAGES)
   if "data" in todo or "pretrain" in todo:
@@ -89,9 +73,10 @@ def run(config, workdir: str) -> None:
     sft_stage(config, workdir, tokenizer)
   if "rl" in todo:
     require_stage(workdir, config.sft.stage, hint="configs/nano.py")
-    run_rl(config, workdir, tokenizer, init_stage=config.sft.stage, stage=RL_STAGE)
-    chat_samples(config, workdir, RL_STAGE)
-  if "eval" in todo:
-    eval_stage(config, workdir)
+    # the SFT loop settings ride along into checkpoints/rl/config.json (eval's loss uses their seq_len)
+    run_rl(stage_config(config, "sft"), workdir, tokenizer, init_stage=config.sft.stage, stage=config.rl.stage)
+    chat_samples(config, workdir, config.rl.stage)
+  if "eval" in todo:  # greedy accuracy before and after RL (the RL stage adds sampled pass@k itself)
+    evaluate_stages(config, workdir, (config.sft.stage, config.rl.stage))
   if "report" in todo:
     print(f"report: {write_report(workdir)}", flush=True)

@@ -2,14 +2,14 @@
 synthetic data, on any mesh and in any number of processes. Run as a script (XLA_FLAGS set by the
 caller before jax starts):
 
-  python tests/parallel_runs.py meshes OUT_JSON WORKDIR          # every mesh of MESHES in one process
+  python tests/parallel_runs.py meshes OUT_JSON WORKDIR [single] # every mesh of MESHES in one process
   python tests/parallel_runs.py worker OUT_JSON WORKDIR PORT ID  # one of two processes, mesh 2x2x2
 """
 
-import functools
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 
@@ -17,6 +17,7 @@ import numpy as np
 
 STEPS, BATCH, SEQ = 6, 8, 32
 MESHES = {"data8": (8, 1, 1), "fsdp4_tensor2": (1, 4, 2), "data2_fsdp2_tensor2": (2, 2, 2)}
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def config(mesh=(1, 1, 1), every_steps=100):
@@ -77,14 +78,47 @@ def train(cfg, workdir: str) -> list[float]:
   return [r["train/loss"] for r in read_metrics(os.path.join(workdir, "metrics", "base.jsonl"))]
 
 
-@functools.lru_cache(maxsize=None)
+def helper_env(devices: int) -> dict:
+  """`devices` CPU devices; cheaper LLVM code generation (the same HLO, so the same numerics): compiles
+  dominate these runs."""
+  flags = (f"--xla_force_host_platform_device_count={devices} --xla_backend_optimization_level=0 "
+           "--xla_llvm_disable_expensive_passes=true")
+  env = dict(os.environ, XLA_FLAGS=flags, JAX_PLATFORMS="cpu")
+  env["PYTHONPATH"] = os.pathsep.join([os.path.dirname(HERE), env.get("PYTHONPATH", "")])
+  return env
+
+
+def start(mode: str, devices: int, *args) -> subprocess.Popen:
+  """This script in a subprocess with `devices` CPU devices."""
+  return subprocess.Popen([sys.executable, os.path.join(HERE, "parallel_runs.py"), mode, *map(str, args)],
+                          env=helper_env(devices), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def finish(proc: subprocess.Popen) -> str:
+  log, _ = proc.communicate(timeout=600)
+  assert proc.returncode == 0, log[-3000:]
+  return log
+
+
+_REFERENCE = {}
+
+
+def start_reference() -> None:
+  """Start the one-device run in the background (once per test session); `reference_losses` waits."""
+  if not _REFERENCE:
+    workdir = tempfile.mkdtemp(prefix="llm_jax_reference_")
+    _REFERENCE.update(workdir=workdir, proc=start("meshes", 1, os.path.join(workdir, "out.json"), workdir, "single"))
+
+
 def reference_losses() -> tuple[float, ...]:
-  """The same run on this process's first device alone (computed once per test session)."""
-  workdir = tempfile.mkdtemp(prefix="llm_jax_reference_")
-  try:
-    return tuple(train(config(), workdir))
-  finally:
-    shutil.rmtree(workdir, ignore_errors=True)
+  """Per-step losses of the run on a single device."""
+  start_reference()
+  if "losses" not in _REFERENCE:
+    finish(_REFERENCE["proc"])
+    with open(os.path.join(_REFERENCE["workdir"], "out.json")) as f:
+      _REFERENCE["losses"] = tuple(json.load(f)["losses"]["single"])
+    shutil.rmtree(_REFERENCE["workdir"], ignore_errors=True)
+  return _REFERENCE["losses"]
 
 
 def restore_params(directory: str, mesh):
@@ -110,10 +144,15 @@ def flat_numpy(params) -> dict:
           for path, v in nnx.to_flat_state(params)}
 
 
-def run_meshes(out: str, workdir: str) -> None:
-  """Every mesh of MESHES; then the 2x2x2 run's step-4 checkpoint resumed on fsdp=8, and its final
-  params restored on fsdp=8 and on 2x2x2 (equal) and saved as npz for a 1-device restore by the test."""
+def run_meshes(out: str, workdir: str, only: str = "") -> None:
+  """Every mesh of MESHES (`only="single"`: just the one-device mesh); then the 2x2x2 run's step-4
+  checkpoint resumed on fsdp=8, and its final params restored on fsdp=8 and on 2x2x2 (equal) and saved
+  as npz for a 1-device restore by the test."""
   from llm_jax import parallel
+  if only == "single":
+    with open(out, "w") as f:
+      json.dump({"losses": {"single": train(config(), os.path.join(workdir, "single"))}}, f)
+    return
   result = {"losses": {}}
   for name, mesh in MESHES.items():
     every = 2 if name == "data2_fsdp2_tensor2" else 100

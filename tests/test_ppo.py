@@ -76,7 +76,8 @@ def test_ppo_runs_end_to_end(tmp_path):
   cfg.reward_model = reward_model.default_config()
   cfg.reward_model.update(dict(seq_len=64, head_init_std=0.5))
   cfg.reward_model.train.update(dict(steps=0, tensorboard=False))
-  reward_model.train_reward_model(cfg, wd, TOK, [Ranking(PROMPT, ("a", "b"))], [])  # 0 steps: the SFT backbone and a random head
+  # 0 steps: a reward model of the SFT backbone and a random head
+  reward_model.train_reward_model(cfg, wd, TOK, [Ranking(PROMPT, ("a", "b"))], [])
   cfg.rlhf = rlhf.default_config()
   cfg.rlhf.update(dict(max_prompt_len=16, max_new_tokens=12, prompts_per_step=4, epochs=1, minibatches=1,
                        eval_prompts=4))

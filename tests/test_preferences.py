@@ -22,7 +22,7 @@ PROMPT = ({"role": "user", "content": "hi"},)
 
 def tiny_cfg(seq_len: int = 64):
   c = tiny_config(seq_len=seq_len)
-  c.model.max_seq_len = seq_len
+  c.model.update(dict(max_seq_len=seq_len, num_layers=1))  # one block: half the compile time
   c.checkpoint.update(dict(every_steps=1000, async_save=False))
   return c
 
@@ -120,3 +120,10 @@ def test_encode_pads_rankings_and_skips_what_does_not_fit():
   assert len(batches) == 1 and batches[0]["valid"].sum() == 5
   a, b = (preference_batches.train_batch(arrays, s, 1, seed=0)["lengths"] for s in (0, 1))
   assert sorted([a[0, 0], b[0, 0]]) == sorted(arrays.lengths[:, 0])  # one epoch sees every ranking once
+
+
+def test_preference_stages_need_the_sft_stage(tmp_path):
+  from llm_jax.posttrain.preference_data import require_sft
+  TOK.save(str(tmp_path / "tokenizer"))
+  with pytest.raises(SystemExit, match=r"checkpoints/sft; run .*configs/sft.py"):
+    require_sft(tiny_cfg(), str(tmp_path))

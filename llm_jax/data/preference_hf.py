@@ -71,7 +71,11 @@ PARSERS = {"hh": parse_hh, "ultrafeedback": parse_ultrafeedback, "ultrafeedback_
 def parse_rows(name: str, rows, skipped: collections.Counter) -> list[Ranking]:
   out = []
   for row in rows:
-    ranking = PARSERS[name](row)
+    try:
+      ranking = PARSERS[name](row)
+    except (KeyError, TypeError, AttributeError, IndexError):  # a row without the set's fields
+      skipped[f"{name}_malformed"] += 1
+      continue
     if ranking is None:
       skipped[f"{name}_unusable"] += 1
     else:

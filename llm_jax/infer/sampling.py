@@ -24,5 +24,9 @@ def sample(rng, logits_BxV, temperature_B, top_k_B, top_p_B):
   logits_BxV = logits_BxV.astype(jnp.float32)
   greedy_B = jnp.argmax(logits_BxV, axis=-1)
   scaled_BxV = logits_BxV / jnp.maximum(temperature_B, 1e-6)[:, None]
-  drawn_B = jax.random.categorical(rng, filter_logits(scaled_BxV, top_k_B, top_p_B), axis=-1)
+  # the filter sorts the vocabulary (most of a small model's decode step on CPU): only when some row asks
+  filtering = jnp.any(top_k_B > 0) | jnp.any(top_p_B < 1.0)
+  scaled_BxV = jax.lax.cond(filtering, lambda x: filter_logits(x, top_k_B, top_p_B), lambda x: x, scaled_BxV)
+  drawn_B = jax.lax.cond(jnp.any(temperature_B > 0), lambda x: jax.random.categorical(rng, x, axis=-1).astype(
+      jnp.int32), lambda x: jnp.zeros(x.shape[:1], jnp.int32), scaled_BxV)
   return jnp.where(temperature_B > 0, drawn_B, greedy_B).astype(jnp.int32)

@@ -39,13 +39,21 @@ def ns_up_to(N: int) -> list[int]:
   return out + ([N] if out[-1] != N else [])
 
 
+def load_best_of_n(workdir: str) -> dict | None:
+  """The artifact of an earlier run, or None."""
+  path = os.path.join(workdir, PATH)
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return json.load(f)
+
+
 def run_best_of_n(cfg, workdir: str, tokenizer, proxy_stage: str, seq_len: int) -> dict:
   """Sample, score and summarise best-of-n (see the module docstring); returns the artifact's dict."""
-  path = os.path.join(workdir, PATH)
-  if os.path.exists(path):
+  path, done = os.path.join(workdir, PATH), load_best_of_n(workdir)
+  if done is not None:
     print(f"[best_of_n] {PATH} exists: skipping", flush=True)
-    with open(path) as f:
-      return json.load(f)
+    return done
   bc = cfg.best_of_n
   examples = task_prompts(cfg, "test", bc.prompts)
   print(f"[best_of_n] sampling {bc.samples} replies to each of {len(examples)} held-out prompts", flush=True)

@@ -8,6 +8,7 @@ learning rates. `stage_config` gives a stage the config shape its functions read
 import ml_collections
 
 from llm_jax import tasks
+from llm_jax.config import sample_config
 from llm_jax.eval import run as eval_run
 from llm_jax.posttrain import rl
 from llm_jax.train import loop
@@ -38,6 +39,10 @@ def add_posttrain(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.sft = sft_config()
   c.rl = rl.default_config()
   c.eval = eval_run.default_config()  # greedy evaluation of the sft and rl models (experiments/speedrun.py)
+  c.chat_sample = sample_config()  # questions the chat stages answer into samples/<stage>.txt
+  c.chat_sample.update(dict(prompts=("Who are you?", "Ava has 3 apples. Then she finds 4 more apples. How many "
+                                     "apples does Ava have now?", "How many 'r' are in strawberry?"),
+                            max_new_tokens=160, temperature=0.0))
   return c
 
 

@@ -3,7 +3,8 @@
 With h = (log pi(y_c) - log ref(y_c)) - (log pi(y_r) - log ref(y_r)) (sums over the reply's tokens):
   sigmoid  -(1 - eps) log sigmoid(beta h) - eps log sigmoid(-beta h)   (eps: label smoothing, cDPO)
   ipo      (h - 1 / (2 beta))^2
-The implicit rewards are beta (log pi(y) - log ref(y)). The reference is the initial stage; its
+The implicit rewards are beta (log pi(y) - log ref(y)). IPO uses summed log-probs, as its paper writes it
+(TRL divides them by the reply length). The reference is the initial stage; its
 log-probabilities are computed once and cached in workdir/cache/dpo_ref/<hash>.npy, keyed by the
 encoded data and the reference checkpoint. Rankings of K > 2 replies contribute all their pairs.
 """
@@ -39,7 +40,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.loss = "sigmoid"  # "sigmoid" (DPO) | "ipo"
   c.beta = 0.1  # strength of the implicit KL constraint (higher: stay closer to the reference)
   c.label_smoothing = 0.0  # sigmoid only: assumed share of flipped labels (conservative DPO)
-  c.seq_len = 256  # prompt + reply tokens; longer pairs are dropped (counted)
+  c.seq_len = 192  # prompt + reply tokens; longer pairs are dropped (counted)
   c.train = fit.default_config()
   c.train.update(dict(steps=100, batch_size=8, lr=5e-5, log_every=10, eval_every=50))
   return c
@@ -68,16 +69,21 @@ def preference_loss(policy_c_B, policy_r_B, ref_c_B, ref_r_B, beta: float, kind:
   return loss_B, beta * (policy_c_B - ref_c_B), beta * (policy_r_B - ref_r_B)
 
 
-def pair_sums(graphdef, params, batch, dc) -> dict:
-  """Sums over a batch of pairs (rows with valid[:, 0]): loss, reward margin/accuracy, log-probs."""
+def pair_logprobs(graphdef, params, batch):
+  """float32[B, 2]: the sequence log-probs of each pair's chosen and rejected reply."""
   B, _, T = batch["tokens"].shape
-  logp_Bx2 = sequence_logprobs(graphdef, params, batch["tokens"].reshape(2 * B, T),
-                               batch["loss_mask"].reshape(2 * B, T)).reshape(B, 2)
-  loss_B, chosen_B, rejected_B = preference_loss(logp_Bx2[:, 0], logp_Bx2[:, 1], batch["ref"][:, 0],
-                                                 batch["ref"][:, 1], dc.beta, dc.loss, dc.label_smoothing)
-  w_B = batch["valid"][:, 0].astype(jnp.float32)
+  return sequence_logprobs(graphdef, params, batch["tokens"].reshape(2 * B, T),
+                           batch["loss_mask"].reshape(2 * B, T)).reshape(B, 2)
+
+
+def pair_sums(logp_Bx2, ref_Bx2, valid_Bx2, dc) -> dict:
+  """Sums over a batch of pairs (rows with valid[:, 0]): loss, reward margin/accuracy, log-probs."""
+  loss_B, chosen_B, rejected_B = preference_loss(logp_Bx2[:, 0], logp_Bx2[:, 1], ref_Bx2[:, 0], ref_Bx2[:, 1],
+                                                 dc.beta, dc.loss, dc.label_smoothing)
+  w_B = valid_Bx2[:, 0].astype(jnp.float32)
   return {"loss": (loss_B * w_B).sum(), "pairs": w_B.sum(), "reward_margin": ((chosen_B - rejected_B) * w_B).sum(),
-          "reward_acc": ((chosen_B > rejected_B) * w_B).sum(), "chosen_reward": (chosen_B * w_B).sum(),
+          "reward_acc": (((chosen_B > rejected_B) + 0.5 * (chosen_B == rejected_B)) * w_B).sum(),  # ties: half
+          "chosen_reward": (chosen_B * w_B).sum(),
           "rejected_reward": (rejected_B * w_B).sum(), "chosen_logp": (logp_Bx2[:, 0] * w_B).sum(),
           "rejected_logp": (logp_Bx2[:, 1] * w_B).sum()}
 
@@ -132,23 +138,23 @@ def train_dpo(cfg, workdir: str, tokenizer, train_rankings, test_rankings, templ
   ref_params = initial_params_from(cfg, workdir, dc.init_stage)(abstract_params, shardings["params"])
   sharded = lambda f: parallel.with_activation_sharding(f, mesh, rules)
 
-  def pair_logp(params, batch):
-    B, _, T = batch["tokens"].shape
-    return sequence_logprobs(graphdef, params, batch["tokens"].reshape(2 * B, T),
-                             batch["loss_mask"].reshape(2 * B, T)).reshape(B, 2)
+  logp_fn = jax.jit(sharded(lambda params, batch: pair_logprobs(graphdef, params, batch)))
+  keys = ("tokens", "loss_mask", "valid", "ref")
 
-  logp_fn = jax.jit(sharded(pair_logp))
+  def device_batch(batch, ref_all=None):
+    """The step's arrays of a host batch, with the reference log-probs of its rows (zeros: not known yet)."""
+    ref = ref_all[batch["index"]] if ref_all is not None else np.zeros(batch["valid"].shape, np.float32)
+    return fit.shard_batch({**{k: batch[k] for k in keys[:-1]}, "ref": ref}, mesh, rules)
+
   ckpt = Checkpointer(stage_dir(workdir, dc.init_stage), cfg.checkpoint)
   ref_step = ckpt.steps()[-1]
   ckpt.close()
-  ref = lambda arrays: reference_logprobs(
-      workdir, arrays, dc.init_stage, ref_step,
-      lambda b: logp_fn(ref_params, fit.shard_batch({k: b[k] for k in ("tokens", "loss_mask")}, mesh, rules)),
-      tc.batch_size)
+  ref = lambda arrays: reference_logprobs(workdir, arrays, dc.init_stage, ref_step,
+                                          lambda b: logp_fn(ref_params, device_batch(b)), tc.batch_size)
   train_ref, held_ref = ref(train), ref(held) if held is not None else None
 
   def loss_fn(params, batch):
-    sums = pair_sums(graphdef, params, batch, dc)
+    sums = pair_sums(pair_logprobs(graphdef, params, batch), batch["ref"], batch["valid"], dc)
     return sums["loss"] / jnp.maximum(sums["pairs"], 1), sums
 
   def train_step(state, batch):
@@ -159,13 +165,7 @@ def train_dpo(cfg, workdir: str, tokenizer, train_rankings, test_rankings, templ
                 step=state["step"] + 1), metrics
 
   step_fn = jax.jit(sharded(train_step), out_shardings=(shardings, None), donate_argnums=(0,))
-  sums_fn = jax.jit(sharded(lambda p, b: pair_sums(graphdef, p, b, dc)))
-  keys = ("tokens", "loss_mask", "valid", "ref")
-
-  def device_batch(batch, ref_all):
-    batch["ref"] = ref_all[batch["index"]]
-    return fit.shard_batch({k: batch[k] for k in keys}, mesh, rules)
-
+  sums_fn = jax.jit(lambda logp, ref, valid: pair_sums(logp, ref, valid, dc))  # held-out: reuses logp_fn
   def step(state, i):
     return step_fn(state, device_batch(preference_batches.train_batch(train, i, tc.batch_size, cfg.seed), train_ref))
 
@@ -174,7 +174,8 @@ def train_dpo(cfg, workdir: str, tokenizer, train_rankings, test_rankings, templ
       return {}
     total = None
     for batch in preference_batches.eval_batches(held, tc.batch_size, tc.eval_batches):
-      sums = jax.device_get(sums_fn(state["params"], device_batch(batch, held_ref)))
+      batch = device_batch(batch, held_ref)
+      sums = jax.device_get(sums_fn(logp_fn(state["params"], batch), batch["ref"], batch["valid"]))
       total = sums if total is None else jax.tree.map(np.add, total, sums)
     return summarize(total, "val")
 

@@ -18,8 +18,8 @@ from llm_jax.train.metrics import read_metrics
 def rl_points(workdir: str, stage: str) -> list[dict]:
   """(kl, proxy, gold) of each held-out evaluation of an RL stage (metrics/<stage>.jsonl)."""
   rows = read_metrics(os.path.join(workdir, "metrics", f"{stage}.jsonl"))
-  return [{"step": r["step"], "kl": max(r["val/kl_seq"], 0.0), "proxy": r["val/reward_mean"], "gold": r["val/gold_mean"]}
-          for r in rows if "val/kl_seq" in r and "val/gold_mean" in r]
+  return [{"step": r["step"], "kl": max(r["val/kl_seq"], 0.0), "proxy": r["val/reward_mean"],
+           "gold": r["val/gold_mean"]} for r in rows if "val/kl_seq" in r and "val/gold_mean" in r]
 
 
 def fit_points(kind: str, points: list[dict]) -> dict:
@@ -107,7 +107,8 @@ def analyse(workdir: str, bon: dict | None, rl_stage: str | None, examples: int 
     lines.append(f"| {kind} | {len(points)} | {fmt(fit.get('alpha'))} | {fmt(fit.get('beta'))} | "
                  f"{fmt(fit.get('peak_kl'))} | {fmt(fit.get('peak_score'))} | {seen['gold']:.3g} ({seen['kl']:.3g}) |")
   lines += [""] + [f"![overoptimization_{k}](plots/overoptimization_{k}.png)" for k in out] + [""]
-  texts = (_bon_examples(bon, examples) if bon else []) + (_rl_examples(workdir, rl_stage, examples) if rl_stage else [])
+  texts = _bon_examples(bon, examples) if bon else []
+  texts += _rl_examples(workdir, rl_stage, examples) if rl_stage else []
   os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
   with open(os.path.join(workdir, "samples", "overoptimization.txt"), "w", encoding="utf-8") as f:
     f.write("\n".join(texts))

@@ -14,12 +14,15 @@ import os
 import ml_collections
 import numpy as np
 
+from llm_jax import config as config_lib
 from llm_jax import tasks as tasks_lib
 from llm_jax.data import preference_hf, preferences
 from llm_jax.infer.engine import Engine, SamplingParams
 from llm_jax.infer.load import load_stage
 from llm_jax.posttrain import gold
+from llm_jax.posttrain.prerequisites import require_stage
 from llm_jax.posttrain.sampling import generate_padded
+from llm_jax.tokenizer import load_tokenizer
 from llm_jax.tokenizer.chat import detect_template, render_for_completion, stop_ids
 
 
@@ -40,6 +43,13 @@ def default_config() -> ml_collections.ConfigDict:
   c.test_fraction = 0.1  # (jsonl, and hf sets without a test split) share of prompts held out
   c.max_items = 0  # (hf) rows read; 0: all
   return c
+
+
+def require_sft(config, workdir: str, stage: str = "sft"):
+  """(config resolved against the workdir's tokenizer, tokenizer); a one-line exit saying to run the SFT
+  config first when checkpoints/<stage> is missing."""
+  tokenizer = load_tokenizer(require_stage(workdir, stage, hint="configs/sft.py"))
+  return config_lib.resolve(config, tokenizer), tokenizer
 
 
 def task_prompts(cfg, split: str, n: int) -> list:

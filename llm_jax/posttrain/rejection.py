@@ -13,13 +13,14 @@ import os
 import ml_collections
 import numpy as np
 
+from llm_jax import parallel
 from llm_jax.data.conversations import write_jsonl
 from llm_jax.infer.engine import Engine, SamplingParams
-from llm_jax.infer.load import load_stage
 from llm_jax.posttrain.rollouts import prompt_pool, sample_groups
-from llm_jax.posttrain.sft import finetune
+from llm_jax.posttrain.sft import finetune, initial_params_from
 from llm_jax.tasks import make_task
 from llm_jax.tokenizer.chat import detect_template, stop_ids
+from llm_jax.train import state as state_lib
 from llm_jax.train.loop import stage_dir
 
 
@@ -50,15 +51,19 @@ def sample_round(cfg, workdir: str, tokenizer, task, from_stage: str, round_inde
   problems from checkpoints/<from_stage>."""
   rc, jc = cfg.rl, cfg.rl.rejection
   template = detect_template(tokenizer)
-  graphdef, params, stage_cfg, _ = load_stage(workdir, from_stage)
-  engine = Engine(graphdef, params, stage_cfg.model.max_seq_len)
+  graphdef, abstract_params = state_lib.model_graphdef_and_shapes(cfg.model)
+  mesh = parallel.make_mesh(cfg.mesh)
+  shardings = parallel.tree_shardings(abstract_params, mesh, parallel.rules_dict(cfg.mesh))
+  params = initial_params_from(cfg, workdir, from_stage)(abstract_params, shardings)
+  engine = Engine(graphdef, params, cfg.model.max_seq_len)
   pool = prompt_pool(task, tokenizer, template, "train", jc.problems * jc.rounds, rc.max_prompt_len)
   problems = [pool[(round_index * jc.problems + i) % len(pool)] for i in range(jc.problems)]
   sampling = SamplingParams(max_new_tokens=rc.max_new_tokens, temperature=rc.temperature, top_k=rc.top_k,
                             top_p=rc.top_p, stop_ids=stop_ids(tokenizer, template), seed=cfg.seed + 1000 * round_index)
   ro = sample_groups(engine, tokenizer, problems, jc.samples, sampling, lambda t, ex: (task.reward(t, ex), {}),
                      template=template, batch_size=rc.rollout_batch)
-  correct_NxS = ro.rewards * ~ro.truncated  # a reply cut by the budget is never kept
+  whole_NxS = ~ro.truncated & np.array([[bool(t.strip()) for t in row] for row in ro.texts])
+  correct_NxS = ro.rewards * whole_NxS  # an empty reply, or one cut by the budget, is never kept
   chosen = select(correct_NxS, ro.lengths, jc.keep)
   convs = [list(ex.prompt) + [{"role": "assistant", "content": ro.texts[i][j]}]
            for i, (ex, js) in enumerate(zip(problems, chosen)) for j in js]

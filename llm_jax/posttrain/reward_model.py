@@ -30,18 +30,20 @@ from llm_jax.train import state as state_lib
 from llm_jax.train.checkpoint import Checkpointer, abstract_like
 from llm_jax.train.loop import stage_dir
 
+KEYS = ("tokens", "lengths", "valid")  # what a reward-model step reads of a preference batch
+
 
 def default_config() -> ml_collections.ConfigDict:
   """The `reward_model` section."""
   c = ml_collections.ConfigDict()
   c.stage = "reward_model"  # checkpoints/<stage>
   c.init_stage = "sft"  # backbone weights come from checkpoints/<init_stage>
-  c.seq_len = 256  # prompt + reply tokens; longer replies are dropped (counted)
+  c.seq_len = 192  # prompt + reply tokens; longer replies are dropped (counted)
   c.margin = 0.0  # required gap: -log sigmoid(r_better - r_worse - margin)
   c.center_coef = 0.0  # weight of mean(r^2) (reward centring); 0 disables
   c.head_init_std = 0.0  # 0: the head starts at zero (every reply scores 0)
   c.train = fit.default_config()
-  c.train.update(dict(steps=200, batch_size=8, lr=5e-5, log_every=10, eval_every=50))
+  c.train.update(dict(steps=200, batch_size=8, lr=2e-4, log_every=10, eval_every=50))
   return c
 
 
@@ -69,7 +71,8 @@ def scores(graphdef, params, tokens_BxKxT, lengths_BxK):
 
 def bradley_terry_sums(rewards_BxK, valid_BxK, margin: float = 0.0) -> dict:
   """Sums over a batch of rankings (row k better than rows > k): per-ranking mean pair loss summed
-  over rankings, correctly ordered pairs, pairs, margins, rewards, squared rewards, and counts."""
+  over rankings, correctly ordered pairs (ties count half), pairs, margins, rewards, squared rewards,
+  and counts."""
   K = rewards_BxK.shape[1]
   diff_BxKxK = rewards_BxK[:, :, None] - rewards_BxK[:, None, :]  # [b, i, j] = r_i - r_j
   upper_KxK = jnp.triu(jnp.ones((K, K), bool), k=1)  # i better than j
@@ -78,7 +81,8 @@ def bradley_terry_sums(rewards_BxK, valid_BxK, margin: float = 0.0) -> dict:
   loss_B = (-jax.nn.log_sigmoid(diff_BxKxK - margin) * pairs_BxKxK).sum((1, 2)) / jnp.maximum(n_pairs_B, 1)
   valid = valid_BxK.astype(jnp.float32)
   return {"loss": loss_B.sum(), "rankings": (n_pairs_B > 0).sum().astype(jnp.float32),
-          "correct": ((diff_BxKxK > 0) * pairs_BxKxK).sum(), "pairs": n_pairs_B.sum(),
+          "correct": (((diff_BxKxK > 0) + 0.5 * (diff_BxKxK == 0)) * pairs_BxKxK).sum(),  # a tie is half right
+          "pairs": n_pairs_B.sum(),
           "margin": (diff_BxKxK * pairs_BxKxK).sum(), "reward": (rewards_BxK * valid).sum(),
           "reward_sq": (jnp.square(rewards_BxK) * valid).sum(), "replies": valid.sum()}
 
@@ -109,7 +113,8 @@ def init_params(cfg, workdir: str, init_stage: str, abstract_params, shardings, 
   rng = np.random.default_rng(seed)
   head = lambda x, s: jax.device_put(
       (rng.normal(0, head_init_std, x.shape) if head_init_std and x.ndim else np.zeros(x.shape)).astype(x.dtype), s)
-  params = jax.tree.map(head, abstract_params, shardings)
+  params = jax.tree.map(lambda x: x, abstract_params)  # the structure; both parts are replaced below
+  params["head"] = jax.tree.map(head, abstract_params["head"], shardings["head"])
   params["backbone"] = initial_params_from(cfg, workdir, init_stage)(abstract_params["backbone"],
                                                                      shardings["backbone"])
   return params
@@ -153,14 +158,14 @@ def train_reward_model(cfg, workdir: str, tokenizer, train_rankings, test_rankin
 
   def step(state, i):
     batch = preference_batches.train_batch(train, i, tc.batch_size, cfg.seed)
-    return step_fn(state, fit.shard_batch(batch, mesh, rules))
+    return step_fn(state, fit.shard_batch({k: batch[k] for k in KEYS}, mesh, rules))
 
   def evaluate(state):
     if held is None:
       return {}
     total = None
     for batch in preference_batches.eval_batches(held, tc.batch_size, tc.eval_batches):
-      sums = jax.device_get(sums_fn(state["params"], fit.shard_batch(batch, mesh, rules)))
+      sums = jax.device_get(sums_fn(state["params"], fit.shard_batch({k: batch[k] for k in KEYS}, mesh, rules)))
       total = sums if total is None else jax.tree.map(np.add, total, sums)
     return summarize(total, "val")
 

@@ -42,6 +42,7 @@ from llm_jax.train.metrics import MetricWriter, format_duration, read_metrics, t
 def default_config() -> ml_collections.ConfigDict:
   """The `rl` section."""
   c = ml_collections.ConfigDict()
+  c.stage = "rl"  # checkpoint folder the RL model is written to (experiments/speedrun.py, grpo.py)
   c.algorithm = "grpo"  # "grpo" | "rejection" (sample, keep the correct, fine-tune; posttrain/rejection.py)
   c.task = "arithmetic"  # task (llm_jax.tasks) giving prompts (train split), held-out prompts and the reward
   c.reward = "correct@1"  # weighted reward terms: correct, format (tasks/rewards.py)
@@ -268,8 +269,11 @@ def train_rl(cfg, workdir: str, tokenizer, task=None, init_stage: str = "sft", s
     ckpt.save(step, state, None, meta, force=True)
   ckpt.close()
   writer.close()
-  summary = {"stage": stage, "init_stage": init_stage, "steps": step, "tokens": int(tokens_total), "seconds": time.time() - t0,
+  summary = {"stage": stage, "init_stage": init_stage, "steps": step, "tokens": int(tokens_total),
+             "seconds": time.time() - t0,
              **{k: v for k, v in last.items() if not k.startswith("perf/")},
              **results.flatten(task.name, final_eval)}
   write_json(summary_path, summary)
+  if held_out:
+    rl_eval.write_before_after(workdir, task.name, init_stage, stage)
   return summary

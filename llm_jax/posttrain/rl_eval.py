@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from llm_jax.eval.generative import pass_at_k
+from llm_jax.eval.results import read_results
 from llm_jax.infer.engine import Engine, SamplingParams
 from llm_jax.posttrain.rollouts import Rollouts, sample_groups
 from llm_jax.tasks.base import Example, Task
@@ -45,4 +46,22 @@ def write_rollout_samples(workdir: str, step: int, rollouts: Rollouts, num_promp
         cut = "" if c.finished else " [truncated]"
         f.write(f"--- reward {reward:g}, {len(c.ids)} tokens{cut}\n{text}\n")
       f.write("\n")
+  return path
+
+
+def write_before_after(workdir: str, task: str, before: str, after: str) -> str:
+  """workdir/sections/rl_<task>.md (appended to report.md): held-out pass@k, accuracy and reply length of
+  the model before RL (`before` stage) and after (`after`), from eval.json's eval/rl_<task>@<stage>/ keys."""
+  results = read_results(workdir)
+  row = lambda stage: {k.rsplit("/", 1)[1]: v for k, v in results.items() if k.startswith(f"eval/rl_{task}@{stage}/")}
+  b, a = row(before), row(after)
+  metrics = [m for m in b if m in a and m != "n"]
+  lines = [f"## RL on {task}: before and after", "",
+           f"Held-out {task} prompts ({int(a.get('n', 0))}), replies sampled like the rollouts.", "",
+           f"| metric | {before} | {after} |", "|---|---|---|"]
+  lines += [f"| {m} | {b[m]:.4g} | {a[m]:.4g} |" for m in metrics]
+  path = os.path.join(workdir, "sections", f"rl_{task}.md")
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with open(path, "w", encoding="utf-8") as f:
+    f.write("\n".join(lines) + "\n")
   return path

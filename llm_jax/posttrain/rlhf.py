@@ -101,6 +101,7 @@ def train_ppo(cfg, workdir: str, tokenizer, gold_cfg=None, task=None) -> dict:
   pool = rollouts_lib.prompt_pool(task, tokenizer, template, "train", max(tc.steps * B, B), pc.max_prompt_len)
   n_eval = -(-pc.eval_prompts // B) * B
   held_out = rollouts_lib.prompt_pool(task, tokenizer, template, "test", n_eval, pc.max_prompt_len) if n_eval else []
+  held_out = [held_out[i % len(held_out)] for i in range(n_eval)] if held_out else []  # whole batches of B
 
   graphdef, abstract_params = state_lib.model_graphdef_and_shapes(cfg.model)
   head_graphdef, abstract_head = nnx.split(nnx.eval_shape(lambda: ScalarHead(cfg.model.d_model, nnx.Rngs(0))))

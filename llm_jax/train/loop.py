@@ -139,11 +139,12 @@ def train(cfg, workdir: str, stage: str, make_train_iter: Callable[[int], Iterat
             "val/ppl": float(np.exp(loss))}
 
   step, skips, pending, t_last, last = start_step, 0, None, time.time(), {}
-  val = {}
+  val, interval_losses = {}, []
   try:
     while step < tc.steps:
       state, metrics = step_fn(state, to_device(next(train_iter)))
       step += 1
+      interval_losses.append(metrics["train/loss"])
       if pending is not None:  # inspect the previous step while this one runs
         skips = _check_finite(pending, skips, tc.max_nonfinite_skips, directory)
       pending = (step, metrics)
@@ -159,6 +160,9 @@ def train(cfg, workdir: str, stage: str, make_train_iter: Callable[[int], Iterat
         tokens_per_s = steps_done * tc.batch_size * tc.seq_len / max(now - t_last, 1e-9)
         t_last = now
         last = {k: float(v) for k, v in jax.device_get(metrics).items() if k != "nonfinite"}
+        losses = np.asarray(jax.device_get(interval_losses))
+        last["train/loss"] = float(losses[np.isfinite(losses)].mean()) if np.isfinite(losses).any() else float("nan")
+        interval_losses = []  # train/loss is the mean over the log interval
         last.update(val, **{"train/lr": float(lr_at(step - 1)), "perf/tokens_per_s": tokens_per_s,
                             "perf/mfu": tokens_per_s / (tc.batch_size * tc.seq_len) * flops_per_step / peak})
         val = {}
