@@ -12,6 +12,9 @@ from llm_jax.posttrain import grpo
 from llm_jax.posttrain.rollouts import Rollouts, build_batch, to_batch
 
 REWARDS = np.array([[1, 0, 0, 1], [0, 0, 0, 0], [1, 1, 1, 0]], np.float32)
+# one compiled program per call signature instead of one per jnp op (compiles dominate on CPU)
+policy_loss = jax.jit(grpo.policy_loss, static_argnames=("eps_low", "eps_high", "agg", "max_len", "kl_coef",
+                                                         "kl_estimator"))
 
 
 def test_group_advantages_by_scale():
@@ -30,7 +33,7 @@ def test_aggregation_modes():
   logp = jnp.zeros((2, 3))
   mask = jnp.array([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
   adv = jnp.array([1.0, 2.0])  # ratio 1: per-token loss is -adv, i.e. [[-1, -1, x], [-2, x, x]]
-  loss = lambda agg: float(grpo.policy_loss(logp, logp, adv, mask, agg=agg, max_len=4)[0])
+  loss = lambda agg: float(policy_loss(logp, logp, adv, mask, agg=agg, max_len=4)[0])
   assert loss("token") == pytest.approx(-4 / 3)  # all tokens weigh the same (DAPO)
   assert loss("sequence") == pytest.approx(-1.5)  # mean of row means (GRPO)
   assert loss("constant") == pytest.approx(-4 / (2 * 4))  # / (rows * max_len) (Dr. GRPO)
@@ -42,14 +45,14 @@ def test_asymmetric_clipping_values_and_gradients():
   ratios = jnp.array([[1.5, 0.5, 1.1, 0.75], [1.5, 0.5, 1.1, 0.75]])
   old = jnp.zeros((2, 4))
   adv, mask = jnp.array([1.0, -1.0]), jnp.ones((2, 4))
-  loss, metrics = grpo.policy_loss(jnp.log(ratios), old, adv, mask, eps_low=0.2, eps_high=0.28)
+  loss, metrics = policy_loss(jnp.log(ratios), old, adv, mask, eps_low=0.2, eps_high=0.28)
   # adv > 0: min(r, clip(r)) = 1.28, 0.5, 1.1, 0.75; adv < 0: min(-r, -clip(r)) = -1.5, -0.8, -1.1, -0.8
   want = np.array([[-1.28, -0.5, -1.1, -0.75], [1.5, 0.8, 1.1, 0.8]])
   assert float(loss) == pytest.approx(want.mean(), abs=1e-6)
   assert float(metrics["rl/clip_frac"]) == pytest.approx(3 / 8)  # 1.5 (adv > 0), 0.5 and 0.75 (adv < 0)
-  wider = grpo.policy_loss(jnp.log(ratios), old, adv, mask, eps_low=0.3, eps_high=0.28)[1]["rl/clip_frac"]
+  wider = policy_loss(jnp.log(ratios), old, adv, mask, eps_low=0.3, eps_high=0.28)[1]["rl/clip_frac"]
   assert float(wider) == pytest.approx(2 / 8)  # 0.75 is inside [0.7, 1.28]
-  grad = jax.grad(lambda lp: grpo.policy_loss(lp, old, adv, mask, eps_low=0.2, eps_high=0.28)[0])(jnp.log(ratios))
+  grad = jax.grad(lambda lp: policy_loss(lp, old, adv, mask, eps_low=0.2, eps_high=0.28)[0])(jnp.log(ratios))
   clipped = np.array([[1, 0, 0, 0], [0, 1, 0, 1]], bool)
   assert np.all(np.asarray(grad)[clipped] == 0) and np.all(np.asarray(grad)[~clipped] != 0)
 
@@ -61,8 +64,8 @@ def test_kl_estimators_and_penalty():
   np.testing.assert_allclose(grpo.kl_estimate(logp, ref, "k3"), np.exp(log_r) - log_r - 1, rtol=1e-6)
   assert float(grpo.kl_estimate(logp, logp, "k3").sum()) == 0.0
   mask, adv = jnp.ones((1, 2)), jnp.array([1.0])
-  base, m0 = grpo.policy_loss(logp, logp, adv, mask)
-  with_kl, m1 = grpo.policy_loss(logp, logp, adv, mask, ref_logp_BxT=ref, kl_coef=0.1, kl_estimator="k3")
+  base, m0 = policy_loss(logp, logp, adv, mask)
+  with_kl, m1 = policy_loss(logp, logp, adv, mask, ref_logp_BxT=ref, kl_coef=0.1, kl_estimator="k3")
   k3_mean = float((np.exp(log_r) - log_r - 1).mean())
   assert float(with_kl - base) == pytest.approx(0.1 * k3_mean, rel=1e-5)
   assert "rl/kl" not in m0 and float(m1["rl/kl"]) == pytest.approx(k3_mean, rel=1e-5)
@@ -111,7 +114,7 @@ def test_build_batch_drops_zero_variance_groups_and_masks_truncated():
   # dropping a group equals leaving its rows out of the token-mean loss
   logp = jnp.asarray(np.random.default_rng(0).normal(size=(12, 8)), jnp.float32)
   adv = jnp.asarray(host["adv"])
-  full = grpo.policy_loss(logp, logp - 0.1, adv, jnp.asarray(host["mask"]))[0]
+  full = policy_loss(logp, logp - 0.1, adv, jnp.asarray(host["mask"]))[0]
   keep = np.r_[0:4, 8:12]
-  subset = grpo.policy_loss(logp[keep], logp[keep] - 0.1, adv[keep], jnp.asarray(host["mask"][keep]))[0]
+  subset = policy_loss(logp[keep], logp[keep] - 0.1, adv[keep], jnp.asarray(host["mask"][keep]))[0]
   assert float(full) == pytest.approx(float(subset), rel=1e-6)

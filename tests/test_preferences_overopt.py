@@ -47,3 +47,26 @@ def test_fits_recover_known_parameters():
   assert rising["peak_d"] is None and rising["beta"] == pytest.approx(-0.05, abs=1e-4)
   with pytest.raises(ValueError, match="at least two points"):
     oo.fit_form("rl", [0.0, 1.0], [0.0, 1.0])
+
+
+def test_analysis_writes_plots_fits_and_a_report_section(tmp_path):
+  import json
+  import os
+  from llm_jax.posttrain.overopt_analysis import analyse
+  wd = str(tmp_path)
+  ns = (1, 2, 4, 8, 16, 32, 64)
+  points = [{"n": n, "kl": oo.bon_kl(n), "proxy": 0.5 * n ** 0.3,
+             "gold": 0.1 + float(oo.bon_form(math.sqrt(oo.bon_kl(n)), 1.0, 0.5))} for n in ns]
+  bon = {"points": points, "samples": [{"prompt": "q", "replies": ["a", "b"], "proxy": [0.1, 0.9], "gold": [1.0, 0.0]}]}
+  os.makedirs(os.path.join(wd, "metrics"))
+  with open(os.path.join(wd, "metrics", "rl.jsonl"), "w") as f:
+    for step, d in enumerate(np.linspace(0.0, 4.0, 9)):
+      f.write(json.dumps({"step": step, "val/kl_seq": d * d, "val/reward_mean": d,
+                          "val/gold_mean": float(oo.rl_form(d, 0.6, 0.4))}) + "\n")
+  got = analyse(wd, bon, "rl")
+  assert got["bon"]["fit"]["alpha"] == pytest.approx(1.0, abs=1e-3) and got["bon"]["start"]["gold"] == 0.1
+  assert got["rl"]["fit"]["peak_kl"] == pytest.approx(math.exp(0.6 / 0.4 - 1) ** 2, rel=1e-3)
+  assert os.path.exists(os.path.join(wd, "plots", "overoptimization_rl.png"))
+  with open(os.path.join(wd, "sections", "overoptimization.md")) as f:
+    section = f.read()
+  assert "| bon | 7 |" in section and "[best-of-2: proxy 0.900, gold 0.000]" in section
