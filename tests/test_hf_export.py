@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
+import torch  # noqa: E402  (test extra)
+import transformers  # noqa: E402  (test extra)
 
 from conftest import tiny_config  # noqa: E402
 from llm_jax import hf  # noqa: E402

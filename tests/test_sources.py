@@ -112,8 +112,8 @@ def test_mixture_interleaves_by_weight_subsamples_and_repeats(tmp_path):
 
 
 def test_parquet_text_column(tmp_path):
-  pa = pytest.importorskip("pyarrow")
-  pq = pytest.importorskip("pyarrow.parquet")
+  import pyarrow as pa
+  import pyarrow.parquet as pq
   pq.write_table(pa.table({"content": ["one " + PROSE, None, "two " + PROSE]}), tmp_path / "t.parquet")
   stream = sources.read_source(f"files:{tmp_path}/t.parquet;field=content")
   assert [d.text[:4] for d in stream] == ["one ", "two "]
