@@ -70,4 +70,7 @@ def get_config(preset: str = ""):
     c.sft.mixture = "arithmetic"
     c.eval.tasks = "arithmetic"
     c.eval.num_examples = 8 if tiny else 200
+    if not tiny:  # 2-3 events on numbers up to 10: several results to carry, each within nano's reach
+      c.tasks.arithmetic.update(dict(min_steps=2, max_steps=3, max_value=10))
+      c.train.update(dict(steps=200, batch_size=16, seq_len=256, lr=2e-3))
   return c

@@ -9,12 +9,20 @@ import numpy as np
 import pytest
 
 from conftest import tiny_config
+from llm_jax import parallel
 from llm_jax.data import sft_pipeline
+from llm_jax.infer.engine import Engine, SamplingParams
+from llm_jax.infer.tool_engine import Completion
 from llm_jax.posttrain import rl
 from llm_jax.posttrain.rejection import select
+from llm_jax.posttrain.rl_step import make_logp_fn
+from llm_jax.posttrain.rollouts import to_batch
+from llm_jax.posttrain.sft import initial_params_from
 from llm_jax.tasks.base import Example, Task
 from llm_jax.tokenizer.bytes import ByteTokenizer
+from llm_jax.tokenizer.chat import render_for_completion, stop_ids
 from llm_jax.train import loop
+from llm_jax.train import state as state_lib
 
 TOK = ByteTokenizer()
 NEW_TOKENS = 8
@@ -93,6 +101,7 @@ def test_grpo_raises_the_reward(run):
   evals = [r for r in rows if "eval/emit/pass@1" in r]
   assert [r["step"] for r in evals] == [0, 4, 8] and evals[-1]["eval/emit/accuracy"] > evals[0]["eval/emit/accuracy"]
   assert summary["steps"] == 8 and summary["eval/emit/pass@8"] >= summary["eval/emit/pass@1"]
+  assert summary["rl/reward_mean_first"] < 0.3 < 0.8 < summary["rl/reward_mean_last"]
   results = json.load(open(os.path.join(wd, "eval.json")))
   assert results["eval/rl_emit@rl/accuracy"] > results["eval/rl_emit@base/accuracy"]
   assert results["eval/rl_emit@rl/response_len"] > 0 and summary["init_stage"] == "base"
@@ -108,6 +117,28 @@ def test_samples_checkpoints_and_skip(run):
   assert {4, 8} <= set(ckpts) and max(ckpts) == 8
   again = rl.run_rl(config(steps=8), wd, TOK, task=EmitLow(), init_stage="base")
   assert again == summary
+
+
+def test_recomputed_logps_equal_the_samplers(run):
+  """One jitted forward over prompt + completion gives the log-probs the KV-cache sampler drew from."""
+  wd, c = run[0], config(steps=1)
+  graphdef, abstract = state_lib.model_graphdef_and_shapes(c.model)
+  shardings = parallel.tree_shardings(abstract, parallel.make_mesh(c.mesh), parallel.rules_dict(c.mesh))
+  params = initial_params_from(c, wd, "rl")(abstract, shardings)
+  engine = Engine(graphdef, params, c.model.max_seq_len)
+  prompt = render_for_completion([{"role": "user", "content": "go"}], TOK)
+  sampling = SamplingParams(max_new_tokens=NEW_TOKENS, temperature=1.0, stop_ids=stop_ids(TOK), seed=3)
+  drawn, sampler_logps = [[] for _ in range(32)], [[] for _ in range(32)]
+  for tokens_B, logits_BxV, active_B in engine.stream([prompt] * 32, sampling):
+    logp_BxV = np.asarray(jax.nn.log_softmax(logits_BxV, axis=-1))
+    for i in np.flatnonzero(active_B):
+      drawn[i].append(int(tokens_B[i]))
+      sampler_logps[i].append(float(logp_BxV[i, tokens_B[i]]))
+  completions = [Completion(ids, [False] * len(ids), [], finished=False) for ids in drawn]
+  batch = to_batch([prompt] * 32, completions, [1.0] * 32, 16 + NEW_TOKENS)
+  logp_BxT, _ = jax.jit(make_logp_fn(graphdef))(params, batch)
+  got = np.asarray(logp_BxT)[batch["mask"] > 0]
+  np.testing.assert_allclose(got, np.concatenate(sampler_logps), atol=2e-4)
 
 
 def test_rejection_keeps_correct_and_shortest():

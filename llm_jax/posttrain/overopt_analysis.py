@@ -44,6 +44,8 @@ def plot(path: str, result: dict, kind: str, title: str) -> None:
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   fig, gold_ax = plt.subplots(figsize=(6, 3.8))
   proxy_ax = gold_ax.twinx()
+  gold_ax.set_zorder(proxy_ax.get_zorder() + 1)  # gold (the point of the plot) drawn over the proxy
+  gold_ax.patch.set_visible(False)
   order = np.argsort(result["d"])
   d = np.asarray(result["d"])[order]
   gold_ax.plot(d, np.asarray(result["gold"])[order], "o", color="tab:orange", label="gold (measured)")

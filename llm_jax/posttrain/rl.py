@@ -102,6 +102,16 @@ def run_rl(cfg, workdir: str, tokenizer, task=None, init_stage: str = "sft", sta
   raise ValueError(f"rl.algorithm={cfg.rl.algorithm!r} is not one of grpo, rejection")
 
 
+def _reward_trend(rows: list[dict]) -> dict:
+  """Mean reward over the first and the last tenth of the steps (at least one, at most 10 steps each):
+  single steps are noisy with few prompts."""
+  rewards = [r["rl/reward_mean"] for r in rows if "rl/reward_mean" in r]
+  if not rewards:
+    return {}
+  n = min(max(len(rewards) // 10, 1), 10)
+  return {"rl/reward_mean_first": float(np.mean(rewards[:n])), "rl/reward_mean_last": float(np.mean(rewards[-n:]))}
+
+
 def _masked_mean(x: np.ndarray, mask: np.ndarray) -> float:
   return float((x * mask).sum() / max(mask.sum(), 1.0))
 
@@ -189,7 +199,7 @@ def train_rl(cfg, workdir: str, tokenizer, task=None, init_stage: str = "sft", s
       parallel.batch_sharding(mesh, rules, ndim=v.ndim), v) for k, v in host.items()}
   writer = MetricWriter(workdir, stage, rc.tensorboard)
   truncate_metrics(writer.path, start)
-  tokens_total = sum(r.get("rl/tokens", 0.0) for r in read_metrics(writer.path))
+  tokens_total = max((r.get("rl/tokens_total", 0.0) for r in read_metrics(writer.path)), default=0.0)
   lr_at = optim.schedule(rc.optim, total_updates, rc.optim.lr)
   sampling = SamplingParams(max_new_tokens=rc.max_new_tokens, temperature=rc.temperature, top_k=rc.top_k,
                             top_p=rc.top_p, stop_ids=stops)
@@ -199,7 +209,7 @@ def train_rl(cfg, workdir: str, tokenizer, task=None, init_stage: str = "sft", s
     engine.params = state["params"]
     m = rl_eval.evaluate_policy(engine, tokenizer, task, held_out, dataclasses.replace(sampling, seed=cfg.seed + 7919),
                                 num_samples=rc.eval_samples, ks=ks, batch_size=rc.rollout_batch or rows,
-                                template=template, tool_engine=tool_engine)
+                                template=template, tool_engine=tool_engine)  # the same draws at every eval
     writer.write(step, results.flatten(task.name, m))
     if as_stage:
       results.merge_results(workdir, results.flatten(f"rl_{task.name}@{as_stage}", m))
@@ -268,9 +278,11 @@ def train_rl(cfg, workdir: str, tokenizer, task=None, init_stage: str = "sft", s
   if step not in ckpt.steps():
     ckpt.save(step, state, None, meta, force=True)
   ckpt.close()
+  if held_out and not final_eval:  # stopped after its last checkpoint but before the final evaluation
+    final_eval = evaluate(step, stage)
   writer.close()
   summary = {"stage": stage, "init_stage": init_stage, "steps": step, "tokens": int(tokens_total),
-             "seconds": time.time() - t0,
+             "seconds": time.time() - t0, **_reward_trend(read_metrics(writer.path)),
              **{k: v for k, v in last.items() if not k.startswith("perf/")},
              **results.flatten(task.name, final_eval)}
   write_json(summary_path, summary)

@@ -3,8 +3,8 @@ rewards, and the padded [B, T] arrays an RL step trains on.
 
 Completions keep their stop token (the policy learns to stop) and a per-token `forced` flag: tokens the
 tool engine fed in (tool outputs) carry no loss. A completion that never reached a stop token was cut
-by the length budget (`truncated`). Rewards read the decoded text without the stop token and without
-tool outputs (an answer a tool printed earns nothing by itself).
+by the length budget (`truncated`). Rewards read the decoded text without the stop token and, with
+tools, without tool calls and outputs (an answer a tool printed earns nothing by itself).
 """
 
 import dataclasses
@@ -59,7 +59,7 @@ def complete(engine: Engine, prompts: Sequence[Sequence[int]], params: SamplingP
 
 
 def reply_text(tokenizer, completion: Completion, tools: bool = False) -> str:
-  """The completion's text without its stop token (and without tool outputs when `tools`)."""
+  """The completion's text without its stop token (and without tool calls and outputs when `tools`)."""
   text = tokenizer.decode(completion.ids[:-1] if completion.finished else completion.ids)
   return strip_tools(text) if tools else text
 
