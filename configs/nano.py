@@ -26,8 +26,8 @@ def get_config(preset: str = ""):
                       weight_decay=0.1, log_every=20, eval_every=100, eval_batches=4))
   c.checkpoint.every_steps = 100
   c.sample.prompts = ("The meaning of", "The built-in function", "Exceptions are")
-  # arithmetic the nano model can partly solve after SFT (1-2 events, numbers up to 10): RL needs some reward
-  c.tasks.arithmetic.update(dict(min_steps=1, max_steps=2, max_value=10))
+  # arithmetic the nano model can partly solve after SFT (1-2 additions/subtractions, numbers up to 10)
+  c.tasks.arithmetic.update(dict(min_steps=1, max_steps=2, max_value=10, events="add,sub"))
   # SFT: ~1.3 epochs of the synthetic mixture (identity, arithmetic, spelling); 256-token rows hold 2-4 of them
   c.sft.mixture = "identity@0.1,arithmetic@0.6,spelling@0.3"
   c.sft.num_conversations = 12000

@@ -40,6 +40,16 @@ def test_arithmetic_worked_solution_is_correct():
         assert eval(lhs.replace("/", "//")) == int(rhs)  # pylint: disable=eval-used
 
 
+def test_arithmetic_events_limit_the_operations():
+  lines = [line for ex in Arithmetic(seed=0, events="add,sub", max_value=10).examples("train", 40)
+           for line in ex.reference.splitlines() if "=" in line]
+  assert {line.split()[1] for line in lines} == {"+", "-"}  # no packs, doubling or halving
+  with pytest.raises(ValueError, match="events"):
+    Arithmetic(events="sub,half")  # nothing can grow a count of 1
+  with pytest.raises(ValueError, match="events"):
+    Arithmetic(events="add,times")
+
+
 def test_answer_first_same_problems():
   steps = Arithmetic(seed=1, answer_first=False).examples("test", 20)
   first = Arithmetic(seed=1, answer_first=True).examples("test", 20)

@@ -26,6 +26,7 @@ def default_config() -> ml_collections.ConfigDict:
       min_steps=2,  # events per word problem, at least
       max_steps=3,  # ... and at most
       max_value=20,  # largest starting number / amount added
+      events="add,sub,packs,double,half",  # which events a problem draws from
       answer_first=False))  # True: '#### answer' before the working (tokens-to-think experiment)
   c.spelling = ml_collections.ConfigDict(dict(kind="both"))  # "both" | "spell" | "count"
   c.countdown = ml_collections.ConfigDict(dict(

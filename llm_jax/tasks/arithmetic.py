@@ -1,7 +1,7 @@
 """Multi-step arithmetic word problems with worked solutions ending in GSM8K's `#### <answer>`.
 
 A problem follows one person's count of some item through 2-4 events (finds, gives away, buys packs,
-doubles, halves). The reference reply works it out one line per operation ("12 + 5 = 17"), then
+doubles, halves; `events` picks which). The reference reply works it out one line per operation ("12 + 5 = 17"), then
 `#### 17`. `answer_first=True` puts `#### 17` first and the working after it: the same tokens, but
 the model must commit to the answer before it has "thought" (the tokens-to-think experiment).
 """
@@ -9,6 +9,8 @@ the model must commit to the answer before it has "thought" (the tokens-to-think
 import numpy as np
 
 from llm_jax.tasks.base import Example, Task, extract_number
+
+EVENTS = ("add", "sub", "packs", "double", "half")
 
 PEOPLE = (("Ava", "she", "her"), ("Ben", "he", "his"), ("Chloe", "she", "her"), ("Dan", "he", "his"),
           ("Ella", "she", "her"), ("Finn", "he", "his"), ("Grace", "she", "her"), ("Hugo", "he", "his"),
@@ -26,21 +28,28 @@ def extract_answer(text: str) -> str | None:
 
 
 class Arithmetic(Task):
-  """Word problems of `min_steps`..`max_steps` operations on numbers up to `max_value`."""
+  """Word problems of `min_steps`..`max_steps` operations on numbers up to `max_value`, with events drawn
+  from `events` (a comma-separated subset of EVENTS; "sub" and "half" only where the count allows)."""
 
   name = "arithmetic"
 
   def __init__(self, seed: int = 0, test_fraction: float = 0.2, min_steps: int = 2, max_steps: int = 4,
-               max_value: int = 30, answer_first: bool = False):
+               max_value: int = 30, answer_first: bool = False, events: str = ",".join(EVENTS)):
     super().__init__(seed, test_fraction)
     if not 1 <= min_steps <= max_steps:
       raise ValueError(f"need 1 <= min_steps={min_steps} <= max_steps={max_steps}")
+    self.events = tuple(e.strip() for e in events.split(",") if e.strip())
+    unknown = sorted(set(self.events) - set(EVENTS))
+    if unknown or not set(self.events) & {"add", "packs", "double"}:
+      raise ValueError(f"tasks.arithmetic.events={events!r}: use a subset of {','.join(EVENTS)} with at least one of "
+                       "add, packs, double (the others need a count they can shrink)")
     self.min_steps, self.max_steps, self.max_value = min_steps, max_steps, max_value
     self.answer_first = answer_first
 
   def _step(self, rng, value: int, he: str, his: str, item: str) -> tuple[str, list[str], int]:
     """One event: (sentence of the problem, solution lines, new value)."""
-    choices = ["add", "packs", "double"] + ["sub", "sub"] * (value > 1) + ["half"] * (value % 2 == 0)
+    choices = [e for e in ("add", "packs", "double") if e in self.events]
+    choices += ["sub", "sub"] * (value > 1 and "sub" in self.events) + ["half"] * (value % 2 == 0 and "half" in self.events)
     kind = choices[int(rng.integers(len(choices)))]
     if kind == "add":
       n = int(rng.integers(1, self.max_value + 1))
