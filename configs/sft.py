@@ -11,7 +11,6 @@ import os
 
 import ml_collections
 
-from llm_jax import tasks
 from llm_jax.eval import run as eval_run
 
 
@@ -36,22 +35,13 @@ def get_config(preset: str = ""):
   c.init = ml_collections.ConfigDict()
   c.init.stage = "base"  # stage whose weights fine-tuning starts from (checkpoints/<stage>)
   c.init.hf = ""  # or a Hugging Face model folder / hub name (GPT-2, Llama): its weights and tokenizer
-  c.sft = ml_collections.ConfigDict()
-  c.sft.stage = "sft"  # stage (checkpoint folder) the fine-tuned model is written to
-  # conversation mixture (llm_jax/data/conversations.py): tasks, files:<glob>, hf:<name>, each @weight
-  c.sft.mixture = "identity@0.15,arithmetic@0.5,spelling@0.35"
-  c.sft.jsonl = ""  # optional glob of local OpenAI-messages JSONL added to the mixture ...
-  c.sft.jsonl_weight = 0.3  # ... with this weight
-  c.sft.num_conversations = 6000  # training conversations drawn from the mixture
-  c.sft.val_conversations = 150  # held-out conversations for val/loss during training
-  c.sft.val_fraction = 0.05  # share of file/HF conversations held out (tasks have their own test split)
-  c.sft.template = "auto"  # chat template: "auto" (the tokenizer's), llm_jax, chatml or llama3
-  c.tasks = tasks.default_config()  # synthetic task options (identity facts, arithmetic steps, ...)
+  # the speedrun's SFT settings (configs/nano.py: mixture, task options, loop), so this experiment and the
+  # speedrun make the same assistant; c.sft.stage names the checkpoint, c.sft.template the chat template
+  c.sft.template = "auto"  # "auto" (the tokenizer's), llm_jax, chatml or llama3
   c.eval = eval_run.default_config()  # the eval stage after fine-tuning
   c.eval.stage = "sft"
-  # Fine-tuning: fewer steps, lower peak LR than pretraining, no decay of the weights toward 0.
-  c.train.update(dict(steps=300, batch_size=8, seq_len=512, lr=1e-3, warmup_steps=20, min_lr_ratio=0.0,
-                      weight_decay=0.0, log_every=25, eval_every=100, eval_batches=4))
+  c.train = ml_collections.ConfigDict(c.sft.train.to_dict())  # experiments/sft.py's fine-tuning loop
+  del c.sft.train
   c.checkpoint.every_steps = 100
   c.sample.prompts = ("Who are you?", "Ava has 3 apples. Then she finds 4 more apples. How many apples does Ava "
                       "have now?", "How many 'r' are in strawberry?")
@@ -59,7 +49,7 @@ def get_config(preset: str = ""):
   c.sample.temperature = 0.0
   if tiny:
     c.sft.num_conversations, c.sft.val_conversations = 200, 16
-    c.train.update(dict(steps=20, batch_size=4, seq_len=128, warmup_steps=2, log_every=5, eval_every=10,
+    c.train.update(dict(steps=20, batch_size=4, seq_len=128, lr=1e-3, warmup_steps=2, log_every=5, eval_every=10,
                         eval_batches=2))
     c.checkpoint.every_steps = 10
     c.eval.update(dict(num_examples=8, max_new_tokens=64, loss_batches=2))
@@ -70,7 +60,8 @@ def get_config(preset: str = ""):
     c.sft.mixture = "arithmetic"
     c.eval.tasks = "arithmetic"
     c.eval.num_examples = 8 if tiny else 200
-    if not tiny:  # 2-3 events on numbers up to 10: several results to carry, each within nano's reach
-      c.tasks.arithmetic.update(dict(min_steps=2, max_steps=3, max_value=10))
+    if not tiny:  # 2-3 events of every kind on numbers up to 10: several results to carry
+      c.tasks.arithmetic.update(dict(min_steps=2, max_steps=3, max_value=10, events="add,sub,packs,double,half"))
+      c.sft.num_conversations = 6000
       c.train.update(dict(steps=200, batch_size=16, seq_len=256, lr=2e-3))
   return c

@@ -34,6 +34,8 @@ def get_config(preset: str = ""):
   c.tools = tools_eval.default_config()  # tools, limits, the off/on evaluation and the mixture weight
   c.eval.stage = "sft_tools"
   c.sample.prompts = ("How many 'r' are in strawberry?", "What is 48213 * 9127?", "How long is the Zorvel River?")
+  if not preset:  # search results and long strings make conversations of up to ~400 tokens: 512-token rows
+    c.train.update(dict(batch_size=8, seq_len=512))
   if preset == "tiny":  # a 128-token context: short tool outputs and few examples
     c.tasks.tool_use.update(dict(max_digits=6, max_chars=40, num_entities=30, search_k=1, search_tokens=40))
     c.tools.update(dict(num_examples=4, max_new_tokens=48, max_output_tokens=24, batch_size=4))

@@ -48,8 +48,9 @@ class Arithmetic(Task):
 
   def _step(self, rng, value: int, he: str, his: str, item: str) -> tuple[str, list[str], int]:
     """One event: (sentence of the problem, solution lines, new value)."""
-    choices = [e for e in ("add", "packs", "double") if e in self.events]
-    choices += ["sub", "sub"] * (value > 1 and "sub" in self.events) + ["half"] * (value % 2 == 0 and "half" in self.events)
+    shrink = ["sub", "sub"] * (value > 1 and "sub" in self.events)
+    shrink += ["half"] * (value % 2 == 0 and "half" in self.events)
+    choices = [e for e in ("add", "packs", "double") if e in self.events] + shrink
     kind = choices[int(rng.integers(len(choices)))]
     if kind == "add":
       n = int(rng.integers(1, self.max_value + 1))
