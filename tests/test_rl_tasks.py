@@ -7,7 +7,8 @@ import pytest
 from llm_jax.tasks import Countdown, GSM8K, make_task
 from llm_jax.tasks.countdown import check
 from llm_jax.tasks.gsm8k import to_example
-from llm_jax.tasks.rewards import format_reward, make_reward, parse_spec
+from llm_jax.tasks.base import Example
+from llm_jax.tasks.rewards import format_reward, make_reward, parse_spec, steps_reward
 
 NUMBERS, TARGET = [25, 5, 3, 7], 60
 
@@ -59,6 +60,16 @@ def test_reward_specs_and_format():
     make_reward("correct,length@2", task)
   with pytest.raises(ValueError, match="bad weight"):
     parse_spec("correct@x")
+
+
+def test_steps_reward_credits_the_reference_equations():
+  ex = Example((), "Ava starts with 3.\n3 + 4 = 7\n7 - 2 = 5\nAva has 5.\n#### 5", "5", key="ava")
+  assert steps_reward(ex.reference, ex) == 1.0
+  assert steps_reward("3 + 4 = 7\n7 - 2 = 6\n#### 6", ex) == 0.5  # right until the last step
+  assert steps_reward("1 + 1 = 2\n2 + 2 = 4\n#### 5", ex) == 0.0  # true but not this problem's working
+  assert steps_reward("3+4=7", ex) == 0.5 and steps_reward("anything", Example((), "#### 5", "5", key="x")) == 0.0
+  reward = make_reward("correct@1,steps@0.5", make_task("arithmetic", seed=0))
+  assert reward("3 + 4 = 7\n#### 5", ex) == (1.25, {"correct": 1.0, "steps": 0.5})
 
 
 ROWS = {"train": [{"question": f"Q{i}: 2 + {i}?", "answer": f"2 + {i} = <<2+{i}={2 + i}>>{2 + i}\n#### {2 + i}"}

@@ -122,6 +122,8 @@ def test_mixture_weights_and_report(tmp_path):
   assert again == convs
   test, _ = conversations.mixture(f"files:{path}", 10, "test", seed=0, val_fraction=0.3)
   assert not {json.dumps(c) for c in test} & {json.dumps(c) for c in convs}
+  few, report = conversations.mixture("identity@0.1,arithmetic@0.6,spelling@0.3", 4, seed=0)
+  assert len(few) == 4 and [report[k]["requested"] for k in ("identity", "arithmetic", "spelling")] == [1, 2, 1]
   with pytest.raises(ValueError, match="bad mixture part"):
     conversations.parse_mixture("chess@1")
 

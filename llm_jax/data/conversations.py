@@ -140,13 +140,20 @@ def _finite(name: str, n: int, split: str, val_fraction: float, skipped: collect
   return [c for c in valid(raw, skipped) if split_of(json.dumps(c, sort_keys=True), val_fraction) == want]
 
 
+def _shares(total: int, weights: np.ndarray) -> np.ndarray:
+  """int counts proportional to `weights` that sum to exactly `total` (largest remainders round up)."""
+  exact = total * weights / weights.sum()
+  counts = np.floor(exact).astype(int)
+  counts[np.argsort(-(exact - counts), kind="stable")[:total - counts.sum()]] += 1
+  return counts
+
+
 def mixture(spec: str, total: int, split: str = "train", *, seed: int = 0, task_cfg=None,
             val_fraction: float = 0.05) -> tuple[list[list[dict]], dict]:
   """`total` conversations mixed as `spec` says, shuffled by `seed`, and a report
   {part: {requested, available, passes}, skipped: {reason: count}}. split: "train" or "test"."""
   parts = parse_mixture(spec)
-  weights = np.array([w for _, w in parts])
-  counts = np.round(total * weights / weights.sum()).astype(int)
+  counts = _shares(total, np.array([w for _, w in parts], np.float64))
   rng = np.random.default_rng([seed, int(split == "train")])
   out, report, skipped = [], {}, collections.Counter()
   for (name, _), n in zip(parts, counts):
