@@ -15,7 +15,7 @@ from llm_jax.eval.run import run_eval
 from llm_jax.posttrain.prerequisites import require_stage
 from llm_jax.posttrain.samples import write_chat_samples
 from llm_jax.posttrain.sft import finetune, start_from_hf
-from llm_jax.tokenizer.chat import detect_template
+from llm_jax.tokenizer.chat import resolve_template
 from llm_jax.tokenizer import load_tokenizer
 
 STAGES = ("sft", "eval", "samples", "report")
@@ -48,7 +48,7 @@ def run(config, workdir: str) -> None:
   else:
     tokenizer = load_tokenizer(require_stage(workdir, config.init.stage))
     config = config_lib.resolve(config, tokenizer)
-  template = detect_template(tokenizer) if config.sft.template == "auto" else config.sft.template
+  template = resolve_template(tokenizer, config.sft.template)
   stage = config.sft.stage
   if "sft" in todo:
     train, val = load_conversations(config, workdir)

@@ -123,6 +123,8 @@ def test_llama3_matches_the_published_template():
       messages=conv[:4], bos_token="<|begin_of_text|>", add_generation_prompt=True)
   assert set(stop_ids(LLAMA3, "llama3")) == {LLAMA3.special_id(t) for t in ("<|eot_id|>", "<|eom_id|>",
                                                                            "<|end_of_text|>")}
+  assert render(conv, LLAMA3, template="auto") == render(conv, LLAMA3, template="llama3")  # auto: its own
+  assert stop_ids(LLAMA3, "auto") == stop_ids(LLAMA3, "llama3")
 
 
 def test_template_errors():

@@ -106,9 +106,14 @@ def detect_template(tokenizer: Tokenizer) -> str:
                    f"({', '.join(TEMPLATES)}); a chat model needs them")
 
 
+def resolve_template(tokenizer: Tokenizer, template: str) -> str:
+  """`template`, with "auto" replaced by the tokenizer's own (detect_template)."""
+  return detect_template(tokenizer) if template == "auto" else template
+
+
 def _ids(tokenizer: Tokenizer, template: str) -> dict[str, int]:
   if template not in TEMPLATES:
-    raise ValueError(f"unknown chat template {template!r}; choose one of {TEMPLATES}")
+    raise ValueError(f"unknown chat template {template!r}; choose auto or one of {TEMPLATES}")
   names = _TEMPLATE_TOKENS[template]
   # tool tokens are needed only by conversations that use tools (checked in _Renderer._tool)
   missing = [t for t in names if not tokenizer.has_special(t) and t not in _TOOL_TOKENS]
@@ -120,6 +125,7 @@ def _ids(tokenizer: Tokenizer, template: str) -> dict[str, int]:
 
 def stop_ids(tokenizer: Tokenizer, template: str = "llm_jax") -> tuple[int, ...]:
   """Ids that end an assistant reply under `template` (plus the tokenizer's document boundaries)."""
+  template = resolve_template(tokenizer, template)
   _ids(tokenizer, template)  # fails clearly when the tokenizer lacks the template's tokens
   ends = {"llm_jax": (special.ASSISTANT_END, special.BOS), "chatml": ("<|im_end|>",),
           "llama3": ("<|eot_id|>", "<|eom_id|>", "<|end_of_text|>")}[template]
@@ -131,6 +137,7 @@ class _Renderer:
   """Per-message (ids, mask) chunks under one template."""
 
   def __init__(self, tokenizer: Tokenizer, template: str):
+    template = resolve_template(tokenizer, template)
     self.tok, self.template, self.s = tokenizer, template, _ids(tokenizer, template)
 
   def prefix(self) -> list[int]:
