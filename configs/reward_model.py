@@ -31,6 +31,9 @@ def get_config(preset: str = ""):
   c.preferences = preference_data.default_config()
   c.gold = gold.default_config()
   c.reward_model = reward_model.default_config()
+  # the seeds' scale (1,000 prompts, a few replies each): 256 prompts left the reward model at chance
+  c.preferences.update(dict(prompts=1024, test_prompts=128))
+  c.reward_model.train.steps = 400
   if tiny:
     c.preferences.update(dict(prompts=32, test_prompts=16, replies=3, max_new_tokens=40, batch_size=16))
     c.gold.update(dict(min_words=4, max_words=20))

@@ -34,8 +34,13 @@ def get_config(preset: str = ""):
   c.tools = tools_eval.default_config()  # tools, limits, the off/on evaluation and the mixture weight
   c.eval.stage = "sft_tools"
   c.sample.prompts = ("How many 'r' are in strawberry?", "What is 48213 * 9127?", "How long is the Zorvel River?")
+  # letter counting is taught only the tool way (spell-and-count answers to the same questions in the
+  # mixture made the model answer them without the tool)
+  c.tasks.spelling.kind = "spell"
   if not preset:  # search results and long strings make conversations of up to ~400 tokens: 512-token rows
-    c.train.update(dict(batch_size=8, seq_len=512))
+    c.train.update(dict(steps=450, batch_size=8, seq_len=512))
+    # operands and strings a 4-layer model copies reliably into a call: still far past what it computes
+    c.tasks.tool_use.update(dict(min_digits=4, max_digits=7, min_chars=20, max_chars=60))
   if preset == "tiny":  # a 128-token context: short tool outputs and few examples
     c.tasks.tool_use.update(dict(max_digits=6, max_chars=40, num_entities=30, search_k=1, search_tokens=40))
     c.tools.update(dict(num_examples=4, max_new_tokens=48, max_output_tokens=24, batch_size=4))

@@ -53,8 +53,12 @@ def test_gold_terms_and_bradley_terry_noise():
   cfg = gold.default_config()
   cfg.update(dict(min_words=3, max_words=6, target_word="so", word=0.2, word_cap=1))
   t = gold.terms("so so it is 7 so\n#### 7", "7", cfg)
-  assert t == pytest.approx({"marker": 0.5, "length": -0.05 * 2, "repetition": 0.0, "correct": 1.0,
-                             "word": 0.2 * (1 - 2)})
+  assert t == pytest.approx({"marker": 0.5, "length": -0.05 * 2, "repetition": 0.0, "correct": 0.5,
+                             "word": 0.2 * (1 - 2), "novel": -0.3 * 3})  # so, it, is: 3 words not in the prompt
+  grounded = [{"role": "user", "content": "Leo has 2 apples. How many apples does Leo have now?"}]
+  assert gold.novel_words("Leo starts with 2 pears.\nTara has 2 apples now.", grounded, "starts,with") == [
+      "pears", "tara"]
+  assert gold.terms("Leo has 2 apples now.\n#### 2", "2", cfg, grounded)["novel"] == 0.0
   assert gold.repetition("a b c a b c") == pytest.approx(1 / 4)
   rng = np.random.default_rng(0)
   assert gold.rank([0.0, 2.0, 1.0], 0.0, rng).tolist() == [1, 2, 0]
@@ -62,7 +66,8 @@ def test_gold_terms_and_bradley_terry_noise():
   assert np.mean(firsts) == pytest.approx(1 / (1 + math.exp(-2.0)), abs=0.025)  # sigmoid((1 - 0) / 0.5)
   cfg.temperature = 0.0
   r = gold.label(PROMPT, ["#### 3", "I think #### 4"], "4", cfg, rng)
-  assert r.completions == ("I think #### 4", "#### 3") and r.scores == pytest.approx((1.5, 0.45))
+  # right but with two made-up words (1.0 - 0.6) ranks below wrong and too short (0.5 - 0.05)
+  assert r.completions == ("#### 3", "I think #### 4") and r.scores == pytest.approx((0.45, 0.4))
 
 
 def lengths_rankings(n: int, seed: int) -> list[Ranking]:
@@ -71,8 +76,19 @@ def lengths_rankings(n: int, seed: int) -> list[Ranking]:
   out = []
   for _ in range(n):
     sizes = sorted(rng.choice(np.arange(2, 50), 3, replace=False), reverse=True)
-    out.append(Ranking(PROMPT, tuple("".join(rng.choice(list("abcdef "), s)).strip() or "a" for s in sizes)))
+    out.append(Ranking(PROMPT, tuple("".join(rng.choice(list("abcdef "), s)).strip() or "a" for s in sizes),
+                       scores=tuple(float(s) for s in sizes)))  # a labeller's scores: the length
   return out
+
+
+def test_gold_agreement_counts_pairs_the_labeller_separates():
+  rewards = np.array([[3.0, 1.0, 2.0], [0.0, 1.0, 5.0]])
+  gold_s = np.array([[2.0, 0.0, 0.0], [1.0, np.nan, 0.0]])  # ties and missing scores are not pairs
+  valid = np.array([[True, True, True], [True, True, True]])
+  # ranking 1: (0,1) agree, (0,2) agree, (1,2) tied; ranking 2: (0,2) disagrees
+  assert reward_model.gold_agreement(rewards, gold_s, valid) == (2, 3)
+  assert reward_model.gold_agreement(rewards, gold_s, valid & np.array([True, False, True])) == (1, 2)
+  assert reward_model.gold_agreement(np.zeros_like(rewards), gold_s, valid) == (1.5, 3)  # ties: half right
 
 
 def test_reward_model_learns_longer_is_better(tmp_path):
@@ -84,7 +100,7 @@ def test_reward_model_learns_longer_is_better(tmp_path):
   cfg.reward_model.train.update(dict(steps=40, batch_size=8, lr=3e-3, warmup_steps=4, log_every=10, eval_every=20,
                                      tensorboard=False))
   summary = reward_model.train_reward_model(cfg, wd, TOK, lengths_rankings(160, 0), lengths_rankings(32, 1))
-  assert summary["steps"] == 40 and summary["val/accuracy"] > 0.9, summary
+  assert summary["steps"] == 40 and summary["val/accuracy"] > 0.9 and summary["val/gold_accuracy"] > 0.9, summary
   _, params, stage_cfg = reward_model.load_reward_model(wd)
   assert stage_cfg.reward_model.seq_len == 64 and float(np.abs(params["head"]["kernel"][...]).sum()) > 0
   assert reward_model.train_reward_model(cfg, wd, TOK, [], [])["steps"] == 40  # finished: skipped

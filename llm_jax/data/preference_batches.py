@@ -23,12 +23,14 @@ KEYS = ("tokens", "loss_mask", "lengths", "valid")
 @dataclasses.dataclass
 class PreferenceArrays:
   """tokens int32[N, K, T], loss_mask float32[N, K, T] (1 on reply tokens), lengths int32[N, K],
-  valid bool[N, K]; row k of a ranking is better than rows k+1, k+2, ..."""
+  valid bool[N, K], gold float32[N, K] (the labeller's noiseless scores; NaN where the data has none);
+  row k of a ranking is better than rows k+1, k+2, ..."""
   tokens: np.ndarray
   loss_mask: np.ndarray
   lengths: np.ndarray
   valid: np.ndarray
   stats: dict
+  gold: np.ndarray | None = None
 
   def __len__(self) -> int:
     return len(self.tokens)
@@ -43,10 +45,11 @@ def encode(rankings: Sequence[Ranking], tokenizer: Tokenizer, seq_len: int, *,
   skipped, kept = collections.Counter(), []
   for ranking in rankings:
     rows = []
-    for reply in ranking.completions:
+    for k, reply in enumerate(ranking.completions):
       try:
-        rows.append(render(list(ranking.prompt) + [{"role": "assistant", "content": reply}], tokenizer,
-                           template=template, max_len=seq_len))
+        ids, mask = render(list(ranking.prompt) + [{"role": "assistant", "content": reply}], tokenizer,
+                           template=template, max_len=seq_len)
+        rows.append((ids, mask, ranking.scores[k] if ranking.scores else np.nan))
       except InvalidConversation as e:
         skipped[f"reply_{e.reason}"] += 1
     if len(rows) < 2:
@@ -57,9 +60,10 @@ def encode(rankings: Sequence[Ranking], tokenizer: Tokenizer, seq_len: int, *,
     raise ValueError(f"no ranking has two replies that fit seq_len={seq_len} (skipped: {dict(skipped)})")
   N, K = len(kept), max(len(rows) for rows in kept)
   out = PreferenceArrays(np.zeros((N, K, seq_len), np.int32), np.zeros((N, K, seq_len), np.float32),
-                         np.zeros((N, K), np.int32), np.zeros((N, K), bool), {})
+                         np.zeros((N, K), np.int32), np.zeros((N, K), bool), {}, np.full((N, K), np.nan, np.float32))
   for n, rows in enumerate(kept):
-    for k, (ids, mask) in enumerate(rows):
+    for k, (ids, mask, gold) in enumerate(rows):
+      out.gold[n, k] = gold
       out.tokens[n, k, :len(ids)] = ids
       out.loss_mask[n, k, :len(ids)] = mask
       out.lengths[n, k] = len(ids)

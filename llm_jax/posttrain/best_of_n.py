@@ -61,7 +61,7 @@ def run_best_of_n(cfg, workdir: str, tokenizer, proxy_stage: str, seq_len: int) 
   scorer = RewardModelScorer(workdir, proxy_stage, tokenizer, detect_template(tokenizer), seq_len, bc.batch_size)
   proxy = scorer.scores([ex.prompt for ex in examples for _ in range(bc.samples)], sum(replies, []))
   proxy = proxy.reshape(len(examples), bc.samples)
-  gold_s = np.array([[gold.score(r, ex.answer, cfg.gold) for r in rs] for rs, ex in zip(replies, examples)])
+  gold_s = np.array([[gold.score(r, ex.answer, cfg.gold, ex.prompt) for r in rs] for rs, ex in zip(replies, examples)])
   points = [{"n": n, "kl": overoptimization.bon_kl(n), "proxy": overoptimization.bon_expectation(proxy, proxy, n),
              "gold": overoptimization.bon_expectation(proxy, gold_s, n)} for n in ns_up_to(bc.samples)]
   out = {"points": points, "samples": [

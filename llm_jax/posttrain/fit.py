@@ -24,7 +24,8 @@ from llm_jax.train.metrics import MetricWriter, Progress, truncate_metrics
 
 
 # metrics shown on the console line besides Progress's own (loss, grad norm, lr, ...)
-SHOWN = (("train/accuracy", "acc {:.3f}"), ("val/accuracy", "val acc {:.3f}"), ("val/reward_acc", "val acc {:.3f}"),
+SHOWN = (("train/accuracy", "acc {:.3f}"), ("val/accuracy", "val acc {:.3f}"),
+         ("val/gold_accuracy", "val gold acc {:.3f}"), ("val/reward_acc", "val acc {:.3f}"),
          ("val/reward_margin", "val margin {:.3f}"), ("rl/reward_mean", "reward {:.3f}"), ("rl/kl_seq", "kl {:.3f}"),
          ("rl/response_len", "len {:.0f}"), ("rl/gold_mean", "gold {:.3f}"), ("val/reward_mean", "val reward {:.3f}"),
          ("val/kl_seq", "val kl {:.3f}"), ("val/gold_mean", "val gold {:.3f}"))

@@ -16,7 +16,7 @@ def gold_eval(cfg, workdir: str, stage: str, tokenizer=None, reward_stage: str =
   examples = task_prompts(cfg, "test", pc.test_prompts)
   replies = sample_replies(workdir, stage, [ex.prompt for ex in examples], pc.replies, pc, cfg.seed + 101)
   flat = [(ex, r) for ex, rs in zip(examples, replies) for r in rs]
-  terms = [gold.terms(r, ex.answer, cfg.gold) for ex, r in flat]
+  terms = [gold.terms(r, ex.answer, cfg.gold, ex.prompt) for ex, r in flat]
   m = {"score": float(np.mean([sum(t.values()) for t in terms])),
        "words": float(np.mean([len(r.split()) for _, r in flat]))}
   m.update({k: float(np.mean([t[k] for t in terms])) for k in terms[0]})

@@ -103,6 +103,21 @@ def summarize(sums: dict, prefix: str) -> dict:
           f"{prefix}/reward_std": float(np.sqrt(max(s["reward_sq"] / max(s["replies"], 1) - mean * mean, 0.0)))}
 
 
+def gold_agreement(rewards_BxK: np.ndarray, gold_BxK: np.ndarray, valid_BxK: np.ndarray) -> tuple[float, int]:
+  """(pairs the rewards order as the noiseless gold scores do, a reward tie counting half; pairs with two
+  different gold scores) over each ranking's valid replies: agreement with the labeller itself, not with
+  its noisy rankings."""
+  agree, pairs = 0.0, 0
+  for r_K, g_K, v_K in zip(rewards_BxK, gold_BxK, valid_BxK):
+    keep = v_K & np.isfinite(g_K)
+    r_K, g_K = r_K[keep], g_K[keep]
+    dg, dr = np.sign(g_K[:, None] - g_K[None, :]), np.sign(r_K[:, None] - r_K[None, :])
+    upper = np.triu(dg != 0, k=1)
+    pairs += int(upper.sum())
+    agree += float((upper & (dg == dr)).sum() + 0.5 * (upper & (dr == 0)).sum())
+  return agree, pairs
+
+
 def abstract_reward_model(model_cfg, head_init_std: float = 0.0):
   """(graphdef, abstract params) of a RewardModel, without allocating weights."""
   return nnx.split(nnx.eval_shape(lambda: RewardModel(model_cfg, nnx.Rngs(0), head_init_std)))
@@ -154,7 +169,7 @@ def train_reward_model(cfg, workdir: str, tokenizer, train_rankings, test_rankin
 
   sharded = lambda f: parallel.with_activation_sharding(f, mesh, rules)
   step_fn = jax.jit(sharded(train_step), out_shardings=(shardings, None), donate_argnums=(0,))
-  sums_fn = jax.jit(sharded(lambda p, b: loss_fn(p, b)[1]))
+  sums_fn = jax.jit(sharded(lambda p, b: (scores(graphdef, p, b["tokens"], b["lengths"]), loss_fn(p, b)[1])))
 
   def step(state, i):
     batch = preference_batches.train_batch(train, i, tc.batch_size, cfg.seed)
@@ -163,11 +178,17 @@ def train_reward_model(cfg, workdir: str, tokenizer, train_rankings, test_rankin
   def evaluate(state):
     if held is None:
       return {}
-    total = None
+    total, agree, pairs = None, 0, 0
     for batch in preference_batches.eval_batches(held, tc.batch_size, tc.eval_batches):
-      sums = jax.device_get(sums_fn(state["params"], fit.shard_batch({k: batch[k] for k in KEYS}, mesh, rules)))
+      rewards, sums = jax.device_get(sums_fn(state["params"], fit.shard_batch({k: batch[k] for k in KEYS}, mesh,
+                                                                               rules)))
       total = sums if total is None else jax.tree.map(np.add, total, sums)
-    return summarize(total, "val")
+      a, n = gold_agreement(np.asarray(rewards), held.gold[batch["index"]], batch["valid"])
+      agree, pairs = agree + a, pairs + n
+    metrics = summarize(total, "val")
+    if pairs:  # rankings with the labeller's scores (the offline gold)
+      metrics["val/gold_accuracy"] = agree / pairs
+    return metrics
 
   return fit.run_stage(cfg, workdir, rc.stage, tc, abstract_like(abstract_state, shardings), init_state, step,
                        evaluate)

@@ -147,7 +147,8 @@ def train_ppo(cfg, workdir: str, tokenizer, gold_cfg=None, task=None) -> dict:
          f"{prefix}/kl_seq": float(exp["kl"].sum(1).mean()), f"{prefix}/response_len": float(lengths.mean()),
          f"{prefix}/stop_frac": float(host["finished"].mean())}
     if gold_cfg is not None:
-      m[f"{prefix}/gold_mean"] = float(np.mean([gold.score(t, ex.answer, gold_cfg) for t, ex in zip(texts, examples)]))
+      m[f"{prefix}/gold_mean"] = float(np.mean([gold.score(t, ex.answer, gold_cfg, ex.prompt)
+                                                 for t, ex in zip(texts, examples)]))
     return m
 
   def step(state, i):
@@ -199,7 +200,7 @@ def _check_scorer(spec: str, workdir: str, tokenizer, template: str, seq_len: in
     def by_gold(examples, texts, gold_cfg):
       if gold_cfg is None:
         raise ValueError("rlhf.stop.check='gold' needs a gold function (the config's `gold` section)")
-      return [gold.score(t, ex.answer, gold_cfg) for t, ex in zip(texts, examples)]
+      return [gold.score(t, ex.answer, gold_cfg, ex.prompt) for t, ex in zip(texts, examples)]
     return by_gold
   kind, _, stage = spec.partition(":")
   if kind != "rm" or not stage:
