@@ -56,3 +56,14 @@ def test_dpo_raises_the_margin_and_caches_the_reference(tmp_path):
   fail = lambda batch: (_ for _ in ()).throw(AssertionError("recomputed"))
   ref = dpo.reference_logprobs(wd, arrays, "sft", 0, fail, 8)
   assert ref.shape == (6, 2) and np.all(ref < 0)
+
+
+def test_preference_pairs_all_or_best_and_worst():
+  prompt = ({"role": "user", "content": "q"},)
+  rankings = [Ranking(prompt, ("a", "b", "c")), Ranking(prompt, ("x", "y", "x"))]
+  assert [(p.chosen, p.rejected) for p in dpo.preference_pairs(rankings, "all")] == [
+      ("a", "b"), ("a", "c"), ("b", "c"), ("x", "y"), ("x", "x"), ("y", "x")]
+  # best vs worst; a ranking whose ends are the same reply teaches nothing and is left out
+  assert [(p.chosen, p.rejected) for p in dpo.preference_pairs(rankings, "best_worst")] == [("a", "c")]
+  with pytest.raises(ValueError, match="dpo.pairs"):
+    dpo.preference_pairs(rankings, "random")

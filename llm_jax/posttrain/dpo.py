@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
+import tqdm
 from flax import nnx
 
 from llm_jax import parallel
@@ -41,6 +42,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.beta = 0.1  # strength of the implicit KL constraint (higher: stay closer to the reference)
   c.label_smoothing = 0.0  # sigmoid only: assumed share of flipped labels (conservative DPO)
   c.seq_len = 192  # prompt + reply tokens; longer pairs are dropped (counted)
+  c.pairs = "all"  # "all": every K-choose-2 pair of a ranking | "best_worst": its first and last reply only
   c.train = fit.default_config()
   c.train.update(dict(steps=100, batch_size=8, lr=5e-5, log_every=10, eval_every=50))
   return c
@@ -108,7 +110,9 @@ def reference_logprobs(workdir: str, arrays, ref_stage: str, ref_step: int, logp
   if os.path.exists(path):
     return np.load(path)
   out = np.zeros(arrays.valid.shape, np.float32)
-  for batch in preference_batches.eval_batches(arrays, batch_size):
+  batches = preference_batches.eval_batches(arrays, batch_size)
+  for batch in tqdm.tqdm(batches, desc="[dpo] reference log-probs", total=-(-len(out) // batch_size), unit="batch",
+                         disable=jax.process_index() != 0, dynamic_ncols=True):
     out[batch["index"]] = np.asarray(logp_fn(batch))
   if jax.process_index() == 0:
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -118,6 +122,17 @@ def reference_logprobs(workdir: str, arrays, ref_stage: str, ref_step: int, logp
   return out
 
 
+def preference_pairs(rankings, mode: str) -> list:
+  """The (chosen, rejected) pairs DPO trains on: all pairs of each ranking, or only its best and worst reply
+  (the widest gap, as in binarised UltraFeedback; a ranking whose two ends are the same text gives none)."""
+  if mode == "all":
+    return list(preferences.iter_pairs(rankings))
+  if mode == "best_worst":
+    return [preferences.Pair(r.prompt, r.completions[0], r.completions[-1]) for r in rankings
+            if r.completions[0] != r.completions[-1]]
+  raise ValueError(f"dpo.pairs={mode!r} is not 'all' or 'best_worst'")
+
+
 def train_dpo(cfg, workdir: str, tokenizer, train_rankings, test_rankings, template: str = "llm_jax") -> dict:
   """Train cfg.dpo from its init stage on all pairs of the rankings; returns the stage summary."""
   dc, tc = cfg.dpo, cfg.dpo.train
@@ -125,7 +140,7 @@ def train_dpo(cfg, workdir: str, tokenizer, train_rankings, test_rankings, templ
   if done is not None:
     print(f"[{dc.stage}] already finished: skipping", flush=True)
     return done
-  as_pairs = lambda rs: [preferences.ranking_of(p) for p in preferences.iter_pairs(rs)]
+  as_pairs = lambda rs: [preferences.ranking_of(p) for p in preference_pairs(rs, dc.pairs)]
   train = preference_batches.encode(as_pairs(train_rankings), tokenizer, dc.seq_len, template=template)
   held = preference_batches.encode(as_pairs(test_rankings), tokenizer, dc.seq_len, template=template) if (
       test_rankings) else None
