@@ -67,3 +67,14 @@ def test_preference_pairs_all_or_best_and_worst():
   assert [(p.chosen, p.rejected) for p in dpo.preference_pairs(rankings, "best_worst")] == [("a", "c")]
   with pytest.raises(ValueError, match="dpo.pairs"):
     dpo.preference_pairs(rankings, "random")
+
+
+def test_nll_on_the_chosen_reply_adds_to_the_loss():
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  dc = ml_collections.ConfigDict(dict(beta=0.5, loss="sigmoid", label_smoothing=0.0, nll_coef=0.2))
+  logp, ref = np.array([[-4.0, -6.0]], np.float32), np.array([[-5.0, -5.0]], np.float32)
+  batch = {"loss_mask": np.array([[[0, 0, 1, 1], [0, 1, 1, 1]]], np.float32)}  # the chosen reply: 2 tokens
+  sums = dpo.pair_sums(logp, ref, np.ones((1, 2), bool), dpo.chosen_tokens(batch), dc)
+  # h = (-4 + 5) - (-6 + 5) = 2: softplus(-beta * h), plus 0.2 * NLL per token (4 / 2)
+  assert float(sums["loss"]) == pytest.approx(softplus(-1.0) + 0.2 * 2.0, rel=1e-5)
+  assert float(sums["chosen_nll"]) == pytest.approx(2.0)

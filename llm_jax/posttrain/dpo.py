@@ -41,6 +41,8 @@ def default_config() -> ml_collections.ConfigDict:
   c.loss = "sigmoid"  # "sigmoid" (DPO) | "ipo"
   c.beta = 0.1  # strength of the implicit KL constraint (higher: stay closer to the reference)
   c.label_smoothing = 0.0  # sigmoid only: assumed share of flipped labels (conservative DPO)
+  c.nll_coef = 0.0  # weight of the chosen reply's per-token NLL added to the loss (Llama 3 uses 0.2): keeps
+  # the chosen replies likely, where plain DPO can lower both replies' log-probs and drift off them
   c.seq_len = 192  # prompt + reply tokens; longer pairs are dropped (counted)
   c.pairs = "all"  # "all": every K-choose-2 pair of a ranking | "best_worst": its first and last reply only
   c.train = fit.default_config()
@@ -78,12 +80,21 @@ def pair_logprobs(graphdef, params, batch):
                            batch["loss_mask"].reshape(2 * B, T)).reshape(B, 2)
 
 
-def pair_sums(logp_Bx2, ref_Bx2, valid_Bx2, dc) -> dict:
-  """Sums over a batch of pairs (rows with valid[:, 0]): loss, reward margin/accuracy, log-probs."""
+def chosen_tokens(batch):
+  """float32[B]: how many tokens of each chosen reply are scored (the shifted loss mask)."""
+  return batch["loss_mask"][:, 0, 1:].sum(-1)
+
+
+def pair_sums(logp_Bx2, ref_Bx2, valid_Bx2, chosen_tokens_B, dc) -> dict:
+  """Sums over a batch of pairs (rows with valid[:, 0]): loss (the preference loss plus dc.nll_coef times
+  the chosen reply's NLL per token), reward margin/accuracy, log-probs."""
   loss_B, chosen_B, rejected_B = preference_loss(logp_Bx2[:, 0], logp_Bx2[:, 1], ref_Bx2[:, 0], ref_Bx2[:, 1],
                                                  dc.beta, dc.loss, dc.label_smoothing)
+  nll_B = -logp_Bx2[:, 0] / jnp.maximum(chosen_tokens_B, 1.0)
+  loss_B = loss_B + dc.get("nll_coef", 0.0) * nll_B
   w_B = valid_Bx2[:, 0].astype(jnp.float32)
-  return {"loss": (loss_B * w_B).sum(), "pairs": w_B.sum(), "reward_margin": ((chosen_B - rejected_B) * w_B).sum(),
+  return {"loss": (loss_B * w_B).sum(), "pairs": w_B.sum(), "chosen_nll": (nll_B * w_B).sum(),
+          "reward_margin": ((chosen_B - rejected_B) * w_B).sum(),
           "reward_acc": (((chosen_B > rejected_B) + 0.5 * (chosen_B == rejected_B)) * w_B).sum(),  # ties: half
           "chosen_reward": (chosen_B * w_B).sum(),
           "rejected_reward": (rejected_B * w_B).sum(), "chosen_logp": (logp_Bx2[:, 0] * w_B).sum(),
@@ -169,7 +180,7 @@ def train_dpo(cfg, workdir: str, tokenizer, train_rankings, test_rankings, templ
   train_ref, held_ref = ref(train), ref(held) if held is not None else None
 
   def loss_fn(params, batch):
-    sums = pair_sums(pair_logprobs(graphdef, params, batch), batch["ref"], batch["valid"], dc)
+    sums = pair_sums(pair_logprobs(graphdef, params, batch), batch["ref"], batch["valid"], chosen_tokens(batch), dc)
     return sums["loss"] / jnp.maximum(sums["pairs"], 1), sums
 
   def train_step(state, batch):
@@ -180,7 +191,7 @@ def train_dpo(cfg, workdir: str, tokenizer, train_rankings, test_rankings, templ
                 step=state["step"] + 1), metrics
 
   step_fn = jax.jit(sharded(train_step), out_shardings=(shardings, None), donate_argnums=(0,))
-  sums_fn = jax.jit(lambda logp, ref, valid: pair_sums(logp, ref, valid, dc))  # held-out: reuses logp_fn
+  sums_fn = jax.jit(lambda logp, batch: pair_sums(logp, batch["ref"], batch["valid"], chosen_tokens(batch), dc))
   def step(state, i):
     return step_fn(state, device_batch(preference_batches.train_batch(train, i, tc.batch_size, cfg.seed), train_ref))
 
@@ -190,7 +201,7 @@ def train_dpo(cfg, workdir: str, tokenizer, train_rankings, test_rankings, templ
     total = None
     for batch in preference_batches.eval_batches(held, tc.batch_size, tc.eval_batches):
       batch = device_batch(batch, held_ref)
-      sums = jax.device_get(sums_fn(logp_fn(state["params"], batch), batch["ref"], batch["valid"]))
+      sums = jax.device_get(sums_fn(logp_fn(state["params"], batch), batch))  # held-out: reuses logp_fn
       total = sums if total is None else jax.tree.map(np.add, total, sums)
     return summarize(total, "val")
 
