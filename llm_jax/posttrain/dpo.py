@@ -145,7 +145,7 @@ def preference_pairs(rankings, mode: str) -> list:
 
 
 def train_dpo(cfg, workdir: str, tokenizer, train_rankings, test_rankings, template: str = "llm_jax") -> dict:
-  """Train cfg.dpo from its init stage on all pairs of the rankings; returns the stage summary."""
+  """Train cfg.dpo from its init stage on the rankings' pairs (dpo.pairs); returns the stage summary."""
   dc, tc = cfg.dpo, cfg.dpo.train
   done = fit.finished(workdir, dc.stage, tc.steps)
   if done is not None:

@@ -10,9 +10,10 @@ The score (every weight configurable; a term with weight 0 is off):
 A nano model moves every term: the format and length within a few RL steps, repetition by sampling
 degenerate loops, grounding by copying the question's names and objects instead of swapping in others
 ("Leo has 2 apples" answered with "Tara has 3 pencils"), correctness slowly. Correctness is the one term
-a model that cannot add cannot see, so nano weighs it no more than the visible ones. The length band and the word cap make more of a good thing bad
-beyond a point, which a reward model trained on the start policy's samples cannot see: the room for
-over-optimisation that experiments/overoptimization.py measures.
+a model that cannot add cannot see, so nano weighs it no more than the visible ones. The length band
+and the word cap make more of a good thing bad beyond a point, which a reward model trained on the
+start policy's samples cannot see: the room for over-optimisation that experiments/overoptimization.py
+measures.
 
 Labels: K replies are ranked by a Plackett-Luce draw with utilities score / temperature (sort by
 score / temperature + Gumbel noise), so any two are ordered with Bradley-Terry probability
