@@ -5,6 +5,7 @@ import glob
 import math
 import os
 
+import ml_collections
 import numpy as np
 import pytest
 
@@ -70,7 +71,6 @@ def test_preference_pairs_all_or_best_and_worst():
 
 
 def test_nll_on_the_chosen_reply_adds_to_the_loss():
-  import ml_collections  # pylint: disable=g-import-not-at-top
   dc = ml_collections.ConfigDict(dict(beta=0.5, loss="sigmoid", label_smoothing=0.0, nll_coef=0.2))
   logp, ref = np.array([[-4.0, -6.0]], np.float32), np.array([[-5.0, -5.0]], np.float32)
   batch = {"loss_mask": np.array([[[0, 0, 1, 1], [0, 1, 1, 1]]], np.float32)}  # the chosen reply: 2 tokens

@@ -169,7 +169,11 @@ def train_reward_model(cfg, workdir: str, tokenizer, train_rankings, test_rankin
 
   sharded = lambda f: parallel.with_activation_sharding(f, mesh, rules)
   step_fn = jax.jit(sharded(train_step), out_shardings=(shardings, None), donate_argnums=(0,))
-  sums_fn = jax.jit(sharded(lambda p, b: (scores(graphdef, p, b["tokens"], b["lengths"]), loss_fn(p, b)[1])))
+  def eval_fn(params, batch):  # (rewards, sums): one forward pass
+    rewards_BxK = scores(graphdef, params, batch["tokens"], batch["lengths"])
+    return rewards_BxK, bradley_terry_loss(rewards_BxK, batch["valid"], rc.margin, rc.center_coef)[1]
+
+  sums_fn = jax.jit(sharded(eval_fn))
 
   def step(state, i):
     batch = preference_batches.train_batch(train, i, tc.batch_size, cfg.seed)
