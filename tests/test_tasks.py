@@ -60,6 +60,19 @@ def test_answer_first_same_problems():
     assert Arithmetic().reward(f.reference, f) == 1.0
 
 
+def test_terse_fraction_drops_the_working_of_a_share_of_the_same_problems():
+  full = Arithmetic(seed=1).examples("train", 400)
+  mixed = Arithmetic(seed=1, terse_fraction=0.5).examples("train", 400)
+  terse = [m for m in mixed if m.reference == f"#### {m.answer}"]
+  assert 150 < len(terse) < 250  # about half, by a hash of the problem
+  for f, m in zip(full, mixed):  # the same problems; the rest keep the worked reference
+    assert f.prompt == m.prompt and f.answer == m.answer
+    assert m.reference in (f.reference, f"#### {f.answer}")
+  assert all(m.reference == f"#### {m.answer}" for m in Arithmetic(seed=1, terse_fraction=1).examples("train", 20))
+  with pytest.raises(ValueError, match="terse_fraction"):
+    Arithmetic(terse_fraction=1.5)
+
+
 def test_spelling_counts_and_spells():
   task = Spelling(seed=0, words=("strawberry", "banana", "mississippi", "kiwi", "apple"), test_fraction=0.3)
   for ex in task.examples("train", 40):

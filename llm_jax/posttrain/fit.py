@@ -67,6 +67,8 @@ def run_stage(cfg, workdir: str, stage: str, train_cfg, abstract_state, init_sta
   abstract_state: ShapeDtypeStructs with shardings (the restore target). init_state(): the state of a
   fresh run. evaluate(state) -> held-out metrics, run every eval_every steps (and at step 0 and the end).
   should_stop(step, metrics) -> a reason to stop early (e.g. a KL budget), checked at log and eval points.
+  A non-finite `train/loss` stops the stage before the step that produced it is logged or saved, so the
+  checkpoints stay good and the same command (with a lower rate) resumes from the last one.
   """
   done = finished(workdir, stage, train_cfg.steps)
   if done is not None:
@@ -92,6 +94,14 @@ def run_stage(cfg, workdir: str, stage: str, train_cfg, abstract_state, init_sta
   progress = Progress(stage, train_cfg.steps, start)
   last, stopped, i = {}, None, start
 
+  def require_finite(at: int, metrics: dict) -> None:
+    loss = float(jax.device_get(metrics.get("train/loss", 0.0)))
+    if not np.isfinite(loss):
+      ckpt.close()
+      raise FloatingPointError(f"[{stage}] non-finite loss ({loss}) at step {at}; nothing after step "
+                               f"{max(ckpt.steps(), default=0)} was saved: lower the stage's train.lr (or raise "
+                               "train.warmup_steps) and run the same command to resume")
+
   def held_out(state) -> dict:
     return {k: float(v) for k, v in jax.device_get(evaluate(state)).items()}
 
@@ -109,9 +119,11 @@ def run_stage(cfg, workdir: str, stage: str, train_cfg, abstract_state, init_sta
     while i < train_cfg.steps and stopped is None:
       state, metrics = step(state, i)
       i += 1
+      at_end = i == train_cfg.steps
+      if ckpt.manager.should_save(i) or at_end or i % train_cfg.log_every == 0:
+        require_finite(i, metrics)
       if ckpt.manager.should_save(i):
         ckpt.save(i, state, None, meta)
-      at_end = i == train_cfg.steps
       if i % train_cfg.log_every == 0 or at_end:
         last = {k: float(v) for k, v in jax.device_get(metrics).items()}
         if evaluate is not None and (at_end or (train_cfg.eval_every and i % train_cfg.eval_every == 0)):

@@ -27,7 +27,8 @@ def default_config() -> ml_collections.ConfigDict:
       max_steps=3,  # ... and at most
       max_value=20,  # largest starting number / amount added
       events="add,sub,packs,double,half",  # which events a problem draws from
-      answer_first=False))  # True: '#### answer' before the working (tokens-to-think experiment)
+      answer_first=False,  # True: '#### answer' before the working (tokens-to-think experiment)
+      terse_fraction=0.0))  # share of references that are the bare '#### answer', without the working
   c.spelling = ml_collections.ConfigDict(dict(kind="both"))  # "both" | "spell" | "count"
   c.countdown = ml_collections.ConfigDict(dict(
       num_numbers=4,  # numbers given per problem

@@ -4,11 +4,14 @@ A problem follows one person's count of some item through 2-4 events (finds, giv
 doubles, halves; `events` picks which). The reference reply works it out one line per operation ("12 + 5 = 17"), then
 `#### 17`. `answer_first=True` puts `#### 17` first and the working after it: the same tokens, but
 the model must commit to the answer before it has "thought" (the tokens-to-think experiment).
+`terse_fraction` of the references (chosen by a hash of the problem, so the problems themselves do not
+change) are the bare `#### 17`, like human-written data that skips the working: SFT then teaches two ways
+to answer, and RL can find out which one pays (DeepSeek-R1's replies that grow longer as they improve).
 """
 
 import numpy as np
 
-from llm_jax.tasks.base import Example, Task, extract_number
+from llm_jax.tasks.base import Example, Task, extract_number, unit_hash
 
 EVENTS = ("add", "sub", "packs", "double", "half")
 
@@ -34,7 +37,8 @@ class Arithmetic(Task):
   name = "arithmetic"
 
   def __init__(self, seed: int = 0, test_fraction: float = 0.2, min_steps: int = 2, max_steps: int = 4,
-               max_value: int = 30, answer_first: bool = False, events: str = ",".join(EVENTS)):
+               max_value: int = 30, answer_first: bool = False, events: str = ",".join(EVENTS),
+               terse_fraction: float = 0.0):
     super().__init__(seed, test_fraction)
     if not 1 <= min_steps <= max_steps:
       raise ValueError(f"need 1 <= min_steps={min_steps} <= max_steps={max_steps}")
@@ -44,7 +48,9 @@ class Arithmetic(Task):
       raise ValueError(f"tasks.arithmetic.events={events!r}: use a subset of {','.join(EVENTS)} with at least one of "
                        "add, packs, double (the others need a count they can shrink)")
     self.min_steps, self.max_steps, self.max_value = min_steps, max_steps, max_value
-    self.answer_first = answer_first
+    if not 0 <= terse_fraction <= 1:
+      raise ValueError(f"tasks.arithmetic.terse_fraction={terse_fraction} must be in [0, 1]")
+    self.answer_first, self.terse_fraction = answer_first, terse_fraction
 
   def _step(self, rng, value: int, he: str, his: str, item: str) -> tuple[str, list[str], int]:
     """One event: (sentence of the problem, solution lines, new value)."""
@@ -82,6 +88,8 @@ class Arithmetic(Task):
     lines.append(f"{name} has {value} {item} now.")
     working = "\n".join(lines)
     reference = f"#### {value}\n{working}" if self.answer_first else f"{working}\n#### {value}"
+    if unit_hash(f"terse:{problem}") < self.terse_fraction:
+      reference = f"#### {value}"
     return Example(prompt=({"role": "user", "content": problem},), reference=reference, answer=str(value),
                    key=" ".join(sentences), meta={"steps": len(sentences) - 1})
 

@@ -53,10 +53,14 @@ def extract_number(text: str) -> str | None:
   return str(int(number)) if number == int(number) else repr(number)
 
 
+def unit_hash(key: str) -> float:
+  """A deterministic number in [0, 1) for `key` (the same on every machine and run)."""
+  return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") / 2.0**64
+
+
 def split_of(key: str, test_fraction: float) -> str:
   """'test' for a deterministic `test_fraction` share of keys, else 'train'."""
-  h = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") / 2.0**64
-  return "test" if h < test_fraction else "train"
+  return "test" if unit_hash(key) < test_fraction else "train"
 
 
 class Task(abc.ABC):
