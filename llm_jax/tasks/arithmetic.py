@@ -6,7 +6,8 @@ doubles, halves; `events` picks which). The reference reply works it out one lin
 the model must commit to the answer before it has "thought" (the tokens-to-think experiment).
 `terse_fraction` of the references (chosen by a hash of the problem, so the problems themselves do not
 change) are the bare `#### 17`, like human-written data that skips the working: SFT then teaches two ways
-to answer, and RL can find out which one pays (DeepSeek-R1's replies that grow longer as they improve).
+to answer, and RL may find out which one pays (DeepSeek-R1's replies grow longer as they improve; at
+nano size they grow shorter instead, see BENCHMARKS.md).
 """
 
 import numpy as np
