@@ -28,11 +28,11 @@ def get_config(preset: str = ""):
   c.sample.prompts = ("The meaning of", "The built-in function", "Exceptions are")
   # arithmetic the nano model can partly solve after SFT (1-2 additions/subtractions, numbers up to 10)
   c.tasks.arithmetic.update(dict(min_steps=1, max_steps=2, max_value=10, events="add,sub"))
-  # SFT: ~1.4 epochs of the synthetic mixture (identity, arithmetic, spelling); 256-token rows hold 2-4 of them
+  # SFT: ~1.6 epochs of the synthetic mixture (identity, arithmetic, spelling); 256-token rows hold 2-4 of them
   c.sft.mixture = "identity@0.1,arithmetic@0.6,spelling@0.3"
   c.sft.num_conversations = 12000
-  c.sft.train.update(dict(steps=310, batch_size=16, seq_len=256, lr=2e-3, warmup_steps=20, log_every=25,
-                          eval_every=155, eval_batches=4))
+  c.sft.train.update(dict(steps=350, batch_size=16, seq_len=256, lr=2e-3, warmup_steps=20, log_every=25,
+                          eval_every=175, eval_batches=4))
   # GRPO on arithmetic word problems: 20 steps x 8 prompts x 8 replies, 2 updates per step; held-out pass@1 and
   # pass@16 (48 prompts x 16 replies) before and after only. Truncated replies keep their 0 reward (masking
   # them lets a small model drift into rambling)
