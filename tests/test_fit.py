@@ -1,4 +1,5 @@
-"""The preference stages' shared loop: a non-finite loss stops the stage before anything bad is saved."""
+"""The preference stages' shared loop: a non-finite loss stops the stage (with the error main prints as one
+line) before anything bad is saved."""
 
 import jax
 import jax.numpy as jnp
@@ -8,7 +9,7 @@ import pytest
 from llm_jax.config import base_config
 from llm_jax.posttrain import fit
 from llm_jax.train.checkpoint import Checkpointer
-from llm_jax.train.loop import stage_dir
+from llm_jax.train.loop import NonFiniteLoss, stage_dir
 
 
 def test_nonfinite_loss_stops_before_it_is_saved_and_the_run_resumes(tmp_path):
@@ -26,7 +27,7 @@ def test_nonfinite_loss_stops_before_it_is_saved_and_the_run_resumes(tmp_path):
     return fit.run_stage(cfg, str(tmp_path), "toy", tc, abstract, lambda: {"w": jnp.zeros(2)},
                          lambda s, i: step(s, i, bad_at))
 
-  with pytest.raises(FloatingPointError, match=r"non-finite loss \(nan\) at step 3; nothing after step 2"):
+  with pytest.raises(NonFiniteLoss, match=r"non-finite loss \(nan\) at step 3; nothing after step 2"):
     run(bad_at=3)
   ckpt = Checkpointer(stage_dir(str(tmp_path), "toy"), cfg.checkpoint)
   assert max(ckpt.steps()) == 2  # the bad step 3 (and nothing after it) was not saved

@@ -19,7 +19,7 @@ from llm_jax import parallel
 from llm_jax.model.config import shape_keys
 from llm_jax.train import optim
 from llm_jax.train.checkpoint import Checkpointer, write_json
-from llm_jax.train.loop import stage_dir
+from llm_jax.train.loop import NonFiniteLoss, stage_dir
 from llm_jax.train.metrics import MetricWriter, Progress, truncate_metrics
 
 
@@ -95,12 +95,12 @@ def run_stage(cfg, workdir: str, stage: str, train_cfg, abstract_state, init_sta
   last, stopped, i = {}, None, start
 
   def require_finite(at: int, metrics: dict) -> None:
-    loss = float(jax.device_get(metrics.get("train/loss", 0.0)))
+    loss = metrics.get("train/loss", 0.0)
     if not np.isfinite(loss):
       ckpt.close()
-      raise FloatingPointError(f"[{stage}] non-finite loss ({loss}) at step {at}; nothing after step "
-                               f"{max(ckpt.steps(), default=0)} was saved: lower the stage's train.lr (or raise "
-                               "train.warmup_steps) and run the same command to resume")
+      raise NonFiniteLoss(f"[{stage}] non-finite loss ({loss}) at step {at}; nothing after step "
+                          f"{max(ckpt.steps(), default=0)} was saved: lower the stage's train.lr (or raise "
+                          "train.warmup_steps) and run the same command to resume")
 
   def held_out(state) -> dict:
     return {k: float(v) for k, v in jax.device_get(evaluate(state)).items()}
@@ -119,13 +119,14 @@ def run_stage(cfg, workdir: str, stage: str, train_cfg, abstract_state, init_sta
     while i < train_cfg.steps and stopped is None:
       state, metrics = step(state, i)
       i += 1
-      at_end = i == train_cfg.steps
-      if ckpt.manager.should_save(i) or at_end or i % train_cfg.log_every == 0:
-        require_finite(i, metrics)
+      at_end, logging_now = i == train_cfg.steps, i % train_cfg.log_every == 0
+      if ckpt.manager.should_save(i) or at_end or logging_now:
+        fetched = {k: float(v) for k, v in jax.device_get(metrics).items()}
+        require_finite(i, fetched)
       if ckpt.manager.should_save(i):
         ckpt.save(i, state, None, meta)
-      if i % train_cfg.log_every == 0 or at_end:
-        last = {k: float(v) for k, v in jax.device_get(metrics).items()}
+      if logging_now or at_end:
+        last = fetched
         if evaluate is not None and (at_end or (train_cfg.eval_every and i % train_cfg.eval_every == 0)):
           last.update(held_out(state))
         stopped = check(i, last)
